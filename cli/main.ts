@@ -1,0 +1,42 @@
+import 'reflect-metadata';
+import { Command, CommanderError } from 'commander';
+import { AdminClient, adminSocketPath } from './admin-client';
+import { stdoutOut, type OutputFormat } from './output';
+import { registerEntryCommands } from './entry-commands';
+import { registerAdminCommands } from './admin-commands';
+import { registerServerCommands } from './server-commands';
+
+/**
+ * `tessera`: one binary with the verbs SPIRE operators know (`server run`,
+ * `entry create`, `token generate`, `agent list`, `bundle show`, `x509 mint`, ...).
+ * Every verb but `server run` talks to the admin socket given by --admin-socket or
+ * TESSERA_ADMIN_SOCKET. Returns the process exit code.
+ */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const program = new Command('tessera')
+    .description('Tessera: SPIFFE workload identity (issuer, agent and admin CLI)')
+    .option('--admin-socket <PATH>', 'server admin API socket (env TESSERA_ADMIN_SOCKET)')
+    .option('--output <FORMAT>', 'pretty or json', 'pretty')
+    .exitOverride()
+    .showHelpAfterError(false);
+  const opts = () => program.opts<{ adminSocket?: string; output: string }>();
+  const out = () => {
+    const f = opts().output;
+    if (f !== 'pretty' && f !== 'json') throw new Error(`--output must be pretty or json, not "${f}"`);
+    return stdoutOut(f as OutputFormat);
+  };
+  const client = () => new AdminClient(adminSocketPath(opts().adminSocket, env));
+
+  registerServerCommands(program, env);
+  registerEntryCommands(program, client, out);
+  registerAdminCommands(program, client, out);
+
+  try {
+    await program.parseAsync(argv);
+    return (process.exitCode as number | undefined) ?? 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import { createLogger } from '../common/log';
+import { loadServerConfig } from '../server/config';
+import { startServer } from '../server/server';
+
+export function registerServerCommands(program: Command, env: NodeJS.ProcessEnv): void {
+  const server = program.command('server').description('the issuer');
+  server
+    .command('run')
+    .description('run the server (agent API, admin API, health and metrics)')
+    .option('--config <FILE>', 'JSON config file (env TESSERA_CONFIG)')
+    .option('--trust-domain <TD>', 'trust domain (env TESSERA_TRUST_DOMAIN)')
+    .option('--data-dir <DIR>', 'data directory (env TESSERA_DATA_DIR)')
+    .option('--bind <HOST:PORT>', 'agent API address (env TESSERA_BIND)')
+    .option('--admin-socket <PATH>', 'admin API Unix socket (env TESSERA_ADMIN_SOCKET)')
+    .option('--health-bind <HOST:PORT>', 'health and metrics address (env TESSERA_HEALTH_BIND)')
+    .option('--log-level <LEVEL>', 'trace, debug, info, warn, error')
+    .action(async (o, cmd: Command) => {
+      // --admin-socket may be given before `server run` too.
+      const adminSocket = o.adminSocket ?? cmd.parent?.parent?.opts().adminSocket;
+      const config = loadServerConfig({ ...o, adminSocket }, env);
+      const log = createLogger({ name: 'tessera-server', level: config.logLevel });
+      let running: Awaited<ReturnType<typeof startServer>>;
+      try {
+        running = await startServer(config, log);
+      } catch (err) {
+        log.fatal({ err }, 'server failed to start');
+        throw err;
+      }
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => {
+          log.info({ signal: sig }, 'shutting down');
+          void running.close().then(resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}

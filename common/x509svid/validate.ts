@@ -1,0 +1,291 @@
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { X509Certificate } from 'node:crypto';
+import * as der from '../der/der';
+import { TesseraError } from '../errors';
+import { parseSpiffeId, type SpiffeId } from '../spiffeid/spiffe-id';
+
+/** Which check an X.509-SVID chain failed; stable, for callers and tests to branch on. */
+export type X509SVIDRejectReason =
+  | 'chain-empty'
+  | 'chain-too-long'
+  | 'malformed'
+  | 'san-missing'
+  | 'san-multiple'
+  | 'spiffe-id-invalid'
+  | 'spiffe-id-no-path'
+  | 'leaf-is-ca'
+  | 'leaf-key-cert-sign'
+  | 'leaf-crl-sign'
+  | 'no-bundle'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'intermediate-not-ca'
+  | 'intermediate-no-key-cert-sign'
+  | 'path-length-exceeded'
+  | 'unsupported-critical-extension'
+  | 'issuer-mismatch'
+  | 'signature-invalid'
+  | 'untrusted-root';
+
+/**
+ * A rejected X.509-SVID chain. Code INVALID_ARGUMENT (the chain is the
+ * argument), as for JWT-SVIDs; an edge that authenticates peers with it maps
+ * it to UNAUTHENTICATED itself. The message names the failed check.
+ */
+export class X509SVIDError extends TesseraError {
+  constructor(readonly reason: X509SVIDRejectReason, message: string, cause?: unknown) {
+    super('INVALID_ARGUMENT', `invalid x509-svid: ${message}`, { cause });
+  }
+}
+
+const MAX_CHAIN = 16;
+/** Extensions this validator understands; any other critical extension fails the chain (RFC 5280 4.2). */
+const UNDERSTOOD = new Set(['2.5.29.15', '2.5.29.17', '2.5.29.19', '2.5.29.37', '2.5.29.14', '2.5.29.35', '2.5.29.32']);
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+/** One certificate seen through both libraries: Node (OpenSSL) for signatures and chaining, @peculiar for extensions. */
+interface Parsed {
+  node: X509Certificate;
+  cert: x509.X509Certificate;
+}
+
+function parse(certDer: Buffer): Parsed {
+  return { node: new X509Certificate(certDer), cert: new x509.X509Certificate(certDer) };
+}
+
+const reject = (reason: X509SVIDRejectReason, message: string, cause?: unknown) => new X509SVIDError(reason, message, cause);
+const label = (i: number, p: Parsed) => `${i === 0 ? 'leaf' : `intermediate ${i}`} (${p.cert.subject || 'empty subject'})`;
+const isCA = (c: x509.X509Certificate) => c.getExtension(x509.BasicConstraintsExtension)?.ca === true;
+const keyUsage = (c: x509.X509Certificate) => c.getExtension(x509.KeyUsagesExtension)?.usages;
+const hasUsage = (c: x509.X509Certificate, flag: x509.KeyUsageFlags) => ((keyUsage(c) ?? 0) & flag) !== 0;
+const uriSANs = (c: x509.X509Certificate) =>
+  c.getExtension(x509.SubjectAlternativeNameExtension)?.names.items.filter((n) => n.type === 'url').map((n) => n.value) ?? [];
+
+/** The SPIFFE ID of a leaf: exactly one URI SAN, a valid SPIFFE ID with a path. */
+function leafSpiffeId(leaf: x509.X509Certificate): SpiffeId {
+  const uris = uriSANs(leaf);
+  if (uris.length === 0) throw reject('san-missing', 'leaf certificate has no URI SAN; an x509-svid carries exactly one spiffe id');
+  if (uris.length > 1) throw reject('san-multiple', `leaf certificate has ${uris.length} URI SANs; an x509-svid carries exactly one spiffe id`);
+  let id: SpiffeId;
+  try {
+    id = parseSpiffeId(uris[0]);
+  } catch (e) {
+    throw reject('spiffe-id-invalid', `leaf URI SAN is not a valid spiffe id: ${(e as Error).message}`, e);
+  }
+  if (id.path === '') throw reject('spiffe-id-no-path', `leaf spiffe id ${id} has no path; it names a trust domain, not a workload`);
+  return id;
+}
+
+function checkTime(what: string, c: x509.X509Certificate, now: Date) {
+  if (now.getTime() < c.notBefore.getTime()) throw reject('not-yet-valid', `${what} is not valid until ${c.notBefore.toISOString()}`);
+  if (now.getTime() > c.notAfter.getTime()) throw reject('expired', `${what} expired at ${c.notAfter.toISOString()}`);
+}
+
+function checkCriticalExtensions(what: string, c: x509.X509Certificate) {
+  const unknown = c.extensions.find((e) => e.critical && !UNDERSTOOD.has(e.type));
+  if (unknown) throw reject('unsupported-critical-extension', `${what} has critical extension ${unknown.type}, which this validator does not process`);
+}
+
+/** pathLenConstraint: at most `max` non-self-issued intermediates may follow a CA certificate. */
+function checkPathLength(what: string, c: x509.X509Certificate, below: number) {
+  const max = c.getExtension(x509.BasicConstraintsExtension)?.pathLength;
+  if (max !== undefined && below > max) throw reject('path-length-exceeded', `${what} allows ${max} intermediate(s) below it, the chain has ${below}`);
+}
+
+/**
+ * Validates an X.509-SVID chain as the SPIFFE X.509-SVID standard asks a peer
+ * to: the leaf has exactly one URI SAN holding a SPIFFE ID with a path, is not
+ * a CA and has neither keyCertSign nor cRLSign; the chain is then path-validated
+ * (names and key identifiers via OpenSSL's check-issued, signatures, validity
+ * windows at `now`, intermediates cA=true with keyCertSign, pathLenConstraint,
+ * no unknown critical extension) up to a root from the bundle of **the leaf's
+ * own trust domain** only. The chain may end with that root or omit it.
+ *
+ * @param chain leaf first, then intermediates (DER)
+ * @param bundles the X.509 roots (DER) of a trust domain, or undefined if there is no bundle for it
+ * @throws X509SVIDError (INVALID_ARGUMENT) whose `reason` names the failed check
+ */
+export function validateX509SVIDChain(
+  chain: Buffer[],
+  bundles: (trustDomain: string) => Buffer[] | undefined,
+  now: Date = new Date(),
+): { spiffeId: string; leaf: X509Certificate } {
+  if (chain.length === 0) throw reject('chain-empty', 'the certificate chain is empty');
+  if (chain.length > MAX_CHAIN) throw reject('chain-too-long', `the chain has ${chain.length} certificates; at most ${MAX_CHAIN} are accepted`);
+  const certs = chain.map((c, i) => {
+    try {
+      return parse(c);
+    } catch (e) {
+      throw reject('malformed', `certificate ${i} of the chain is not a valid DER certificate: ${(e as Error).message}`, e);
+    }
+  });
+
+  const leaf = certs[0];
+  const id = leafSpiffeId(leaf.cert);
+  if (isCA(leaf.cert)) throw reject('leaf-is-ca', 'leaf certificate is a CA (basicConstraints cA=true)');
+  if (hasUsage(leaf.cert, x509.KeyUsageFlags.keyCertSign)) throw reject('leaf-key-cert-sign', 'leaf certificate has the keyCertSign key usage');
+  if (hasUsage(leaf.cert, x509.KeyUsageFlags.cRLSign)) throw reject('leaf-crl-sign', 'leaf certificate has the cRLSign key usage');
+
+  const rootDers = bundles(id.trustDomain);
+  if (!rootDers || rootDers.length === 0) throw reject('no-bundle', `no trust bundle for trust domain ${id.trustDomain}`);
+
+  certs.forEach((p, i) => {
+    const what = label(i, p);
+    checkTime(what, p.cert, now);
+    checkCriticalExtensions(what, p.cert);
+    if (i > 0) {
+      if (!isCA(p.cert)) throw reject('intermediate-not-ca', `${what} is not a CA (basicConstraints cA is not true)`);
+      if (!hasUsage(p.cert, x509.KeyUsageFlags.keyCertSign)) throw reject('intermediate-no-key-cert-sign', `${what} lacks the keyCertSign key usage`);
+      checkPathLength(what, p.cert, i - 1);
+    }
+  });
+  for (let i = 0; i + 1 < certs.length; i++) {
+    const [child, parent] = [certs[i], certs[i + 1]];
+    if (!child.node.checkIssued(parent.node)) {
+      throw reject('issuer-mismatch', `${label(i, child)} was not issued by ${label(i + 1, parent)}: issuer name or key identifier differ`);
+    }
+    if (!child.node.verify(parent.node.publicKey)) {
+      throw reject('signature-invalid', `the signature of ${label(i, child)} does not verify with the key of ${label(i + 1, parent)}`);
+    }
+  }
+
+  const last = certs[certs.length - 1];
+  const lastWhat = label(certs.length - 1, last);
+  // The chain may carry the root itself; a leaf is never its own anchor.
+  if (certs.length > 1 && rootDers.some((r) => r.equals(last.node.raw))) return { spiffeId: id.toString(), leaf: leaf.node };
+  const candidates = rootDers.flatMap((r) => {
+    try {
+      const p = parse(r);
+      return last.node.checkIssued(p.node) ? [p] : [];
+    } catch {
+      return []; // an unparseable bundle entry can anchor nothing
+    }
+  });
+  if (candidates.length === 0) throw reject('untrusted-root', `${lastWhat} was not issued by any root in the bundle of trust domain ${id.trustDomain}`);
+  const signed = candidates.filter((r) => last.node.verify(r.node.publicKey));
+  if (signed.length === 0) throw reject('signature-invalid', `the signature of ${lastWhat} does not verify with the key of any matching root of ${id.trustDomain}`);
+  let firstProblem: unknown;
+  for (const root of signed) {
+    try {
+      checkTime(`root (${root.cert.subject})`, root.cert, now);
+      checkPathLength(`root (${root.cert.subject})`, root.cert, certs.length - 1);
+      return { spiffeId: id.toString(), leaf: leaf.node };
+    } catch (e) {
+      firstProblem ??= e;
+    }
+  }
+  throw firstProblem;
+}
+
+// ---------------------------------------------------------------- profile checks
+
+/** Version and serial-sign peek: neither Node nor @peculiar/x509 exposes them. */
+function versionAndSerial(certDer: Buffer): { version: number; serialNegative: boolean; serialZero: boolean } {
+  const cert = der.readTLV(certDer, 0);
+  const tbs = der.readTLV(certDer, cert.start, cert.end);
+  let t = der.readTLV(certDer, tbs.start, tbs.end);
+  let version = 1;
+  if (t.tag === 0xa0) {
+    const v = der.readTLV(certDer, t.start, t.end);
+    version = certDer[v.end - 1] + 1;
+    t = der.readTLV(certDer, t.end, tbs.end);
+  }
+  const serial = certDer.subarray(t.start, t.end);
+  return { version, serialNegative: (serial[0] & 0x80) !== 0, serialZero: serial.every((b) => b === 0) };
+}
+
+function commonChecks(certDer: Buffer): { cert: x509.X509Certificate; problems: string[] } | string[] {
+  let cert: x509.X509Certificate;
+  let vs: ReturnType<typeof versionAndSerial>;
+  try {
+    new X509Certificate(certDer); // OpenSSL's parse is stricter than the schema parser
+    cert = new x509.X509Certificate(certDer);
+    vs = versionAndSerial(certDer);
+  } catch (e) {
+    return [`not a valid DER certificate: ${(e as Error).message}`];
+  }
+  const problems: string[] = [];
+  if (vs.version !== 3) problems.push(`version is ${vs.version}, must be 3`);
+  if (vs.serialNegative || vs.serialZero) problems.push('serial number must be positive');
+  return { cert, problems };
+}
+
+/**
+ * Lists the ways a leaf certificate breaks the X.509-SVID profile (empty array:
+ * conforming). Checks: v3, positive serial, exactly one URI SAN holding a SPIFFE
+ * ID with a path, SAN critical when the subject is empty, not a CA, keyUsage
+ * present and critical with digitalSignature and without keyCertSign/cRLSign,
+ * extKeyUsage (when present) with serverAuth and clientAuth. Does not check
+ * signatures or dates: that is {@link validateX509SVIDChain}'s job.
+ */
+export function checkX509SVIDProfile(certDer: Buffer): string[] {
+  const r = commonChecks(certDer);
+  if (Array.isArray(r)) return r;
+  const { cert, problems } = r;
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const uris = uriSANs(cert);
+  if (!san) problems.push('subjectAltName extension is missing');
+  else if (uris.length !== 1) problems.push(`has ${uris.length} URI SANs, must have exactly one`);
+  else {
+    try {
+      if (parseSpiffeId(uris[0]).path === '') problems.push(`URI SAN ${uris[0]} has no path; a leaf needs a workload id`);
+    } catch (e) {
+      problems.push(`URI SAN is not a valid spiffe id: ${(e as Error).message}`);
+    }
+  }
+  if (san && !san.critical && cert.subject === '') problems.push('subject is empty, so subjectAltName must be critical');
+  if (isCA(cert)) problems.push('basicConstraints cA is true, must be false');
+  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  if (!ku) problems.push('keyUsage extension is missing');
+  else {
+    if (!ku.critical) problems.push('keyUsage must be critical');
+    if (!(ku.usages & x509.KeyUsageFlags.digitalSignature)) problems.push('keyUsage lacks digitalSignature');
+    if (ku.usages & x509.KeyUsageFlags.keyCertSign) problems.push('keyUsage has keyCertSign, forbidden in a leaf');
+    if (ku.usages & x509.KeyUsageFlags.cRLSign) problems.push('keyUsage has cRLSign, forbidden in a leaf');
+  }
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  if (eku) {
+    const usages = eku.usages.map(String);
+    if (!usages.includes(SERVER_AUTH)) problems.push('extKeyUsage lacks serverAuth');
+    if (!usages.includes(CLIENT_AUTH)) problems.push('extKeyUsage lacks clientAuth');
+  }
+  return problems;
+}
+
+/**
+ * Lists the ways a signing (CA) certificate breaks the X.509-SVID profile or
+ * RFC 5280's CA rules (empty array: conforming): v3, positive serial,
+ * basicConstraints present, critical, cA=true; keyUsage present, critical,
+ * with keyCertSign; subjectKeyIdentifier present; URI SANs, if any, exactly one
+ * SPIFFE ID without a path.
+ */
+export function checkX509CAProfile(certDer: Buffer): string[] {
+  const r = commonChecks(certDer);
+  if (Array.isArray(r)) return r;
+  const { cert, problems } = r;
+  const bc = cert.getExtension(x509.BasicConstraintsExtension);
+  if (!bc) problems.push('basicConstraints extension is missing');
+  else {
+    if (!bc.ca) problems.push('basicConstraints cA is false, must be true');
+    if (!bc.critical) problems.push('basicConstraints must be critical');
+  }
+  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  if (!ku) problems.push('keyUsage extension is missing');
+  else {
+    if (!ku.critical) problems.push('keyUsage must be critical');
+    if (!(ku.usages & x509.KeyUsageFlags.keyCertSign)) problems.push('keyUsage lacks keyCertSign');
+  }
+  if (!cert.getExtension(x509.SubjectKeyIdentifierExtension)) problems.push('subjectKeyIdentifier extension is missing');
+  const uris = uriSANs(cert);
+  if (uris.length > 1) problems.push(`has ${uris.length} URI SANs, at most one is allowed`);
+  for (const uri of uris) {
+    try {
+      if (parseSpiffeId(uri).path !== '') problems.push(`URI SAN ${uri} has a path; a CA names only its trust domain`);
+    } catch (e) {
+      problems.push(`URI SAN is not a valid spiffe id: ${(e as Error).message}`);
+    }
+  }
+  return problems;
+}

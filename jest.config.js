@@ -1,0 +1,14 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/common', '<rootDir>/server', '<rootDir>/agent', '<rootDir>/cli', '<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  // jose 6 ships ESM only; jest's CommonJS runtime needs it transpiled.
+  transform: {
+    '^.+\\.[tj]s$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.jest.json' }],
+  },
+  transformIgnorePatterns: ['/node_modules/(?!jose/)'],
+  setupFiles: ['reflect-metadata'],
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
+  testTimeout: 30000,
+};

@@ -1,0 +1,185 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { parseTrustDomain } from '../common/spiffeid/spiffe-id';
+import { hostPort, overlayEnv, overlayFlags, parseConfig, readConfigFile, seconds } from '../common/config/load';
+
+/**
+ * Server configuration. The file is JSON with snake_case keys (the names below);
+ * env variables and flags override it. See README "Server configuration".
+ */
+const keyType = z.enum(['ec-p256', 'ec-p384', 'rsa-2048']);
+
+/** true/false, also as the strings "true"/"false" (env); z.coerce.boolean would read "false" as true */
+const boolish = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
+
+const trustDomain = z.string().transform((s, ctx) => {
+  try {
+    return parseTrustDomain(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const schema = z
+  .object({
+    trust_domain: trustDomain,
+    data_dir: z.string().min(1).default('./.tessera/server'),
+    bind: hostPort.default({ host: '0.0.0.0', port: 8081 }),
+    admin_socket: z.string().min(1).max(100).default('/tmp/tessera-server/private/api.sock'),
+    health_bind: hostPort.default({ host: '127.0.0.1', port: 8082 }),
+    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    key_manager: z.enum(['disk', 'memory']).default('disk'),
+    datastore: z.object({ path: z.string().min(1).optional() }).default({}),
+    ca: z
+      .object({
+        key_type: keyType.default('ec-p256'),
+        ttl: seconds(24 * 3600),
+        organization: z.string().min(1).max(64).default('Tessera'),
+      })
+      .default({ key_type: 'ec-p256', ttl: 24 * 3600, organization: 'Tessera' }),
+    jwt: z
+      .object({
+        key_type: keyType.default('ec-p256'),
+        issuer: z.string().url().optional(),
+      })
+      .default({ key_type: 'ec-p256' }),
+    default_x509_svid_ttl: seconds(3600),
+    default_jwt_svid_ttl: seconds(300),
+    agent_svid_ttl: seconds(3600),
+    join_token_ttl: seconds(600),
+    bundle_refresh_hint: seconds(300),
+    upstream_authority: z
+      .object({
+        type: z.literal('disk'),
+        cert_file: z.string().min(1),
+        key_file: z.string().min(1),
+        /** roots of the upstream PKI; defaults to cert_file when that is self-signed */
+        bundle_file: z.string().min(1).optional(),
+      })
+      .optional(),
+    node_attestors: z
+      .object({
+        join_token: boolish.default(true),
+        x509pop: z.object({ ca_bundle_file: z.string().min(1) }).optional(),
+      })
+      .default({ join_token: true }),
+    rate_limits: z
+      .object({
+        attestation_per_second: z.coerce.number().positive().default(1),
+        signing_per_second: z.coerce.number().positive().default(500),
+      })
+      .default({ attestation_per_second: 1, signing_per_second: 500 }),
+    agent_sync_max_wait: seconds(30),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    // SPIRE's hasCompatibleTTL: SVIDs longer than CA TTL / 6 get cut short near rotation.
+    if (c.default_x509_svid_ttl > c.ca.ttl) {
+      ctx.addIssue({ code: 'custom', path: ['default_x509_svid_ttl'], message: `must not exceed ca.ttl (${c.ca.ttl}s)` });
+    }
+  });
+
+export type ServerFileConfig = z.output<typeof schema>;
+
+export interface ServerConfig {
+  trustDomain: string;
+  dataDir: string;
+  bind: { host: string; port: number };
+  adminSocket: string;
+  healthBind: { host: string; port: number };
+  logLevel: string;
+  keyManager: 'disk' | 'memory';
+  datastorePath: string;
+  ca: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; ttl: number; organization: string };
+  jwt: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; issuer?: string };
+  defaultX509SvidTtl: number;
+  defaultJwtSvidTtl: number;
+  agentSvidTtl: number;
+  joinTokenTtl: number;
+  bundleRefreshHint: number;
+  upstreamAuthority?: { type: 'disk'; certFile: string; keyFile: string; bundleFile?: string };
+  nodeAttestors: { joinToken: boolean; x509pop?: { caBundleFile: string } };
+  rateLimits: { attestationPerSecond: number; signingPerSecond: number };
+  agentSyncMaxWait: number;
+  /** non-fatal findings (e.g. TTLs that will be truncated), logged at start */
+  warnings: string[];
+}
+
+/** Environment variables the server reads (nothing else reads process.env). */
+export const SERVER_ENV: Record<string, string> = {
+  TESSERA_TRUST_DOMAIN: 'trust_domain',
+  TESSERA_DATA_DIR: 'data_dir',
+  TESSERA_BIND: 'bind',
+  TESSERA_ADMIN_SOCKET: 'admin_socket',
+  TESSERA_HEALTH_BIND: 'health_bind',
+  TESSERA_LOG_LEVEL: 'log_level',
+  TESSERA_KEY_MANAGER: 'key_manager',
+};
+
+export interface ServerFlags {
+  config?: string;
+  trustDomain?: string;
+  dataDir?: string;
+  bind?: string;
+  adminSocket?: string;
+  healthBind?: string;
+  logLevel?: string;
+}
+
+/** file < env < flags, validated, frozen. Throws INVALID_ARGUMENT naming the key. */
+export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerConfig {
+  const raw = readConfigFile(flags.config ?? env.TESSERA_CONFIG);
+  overlayEnv(raw, env, SERVER_ENV);
+  overlayFlags(raw, {
+    trust_domain: flags.trustDomain,
+    data_dir: flags.dataDir,
+    bind: flags.bind,
+    admin_socket: flags.adminSocket,
+    health_bind: flags.healthBind,
+    log_level: flags.logLevel,
+  });
+  if (raw.trust_domain === undefined) raw.trust_domain = undefined; // reported as "trust_domain: ..." below
+  const c = parseConfig(schema, raw, 'server');
+  const dataDir = path.resolve(c.data_dir);
+  const warnings: string[] = [];
+  const maxUntruncated = Math.floor(c.ca.ttl / 6);
+  if (c.default_x509_svid_ttl > maxUntruncated) {
+    warnings.push(
+      `default_x509_svid_ttl (${c.default_x509_svid_ttl}s) exceeds ca.ttl / 6 (${maxUntruncated}s): SVIDs minted late in a CA's life will be cut short at its expiry`,
+    );
+  }
+  return Object.freeze({
+    trustDomain: c.trust_domain,
+    dataDir,
+    bind: c.bind,
+    adminSocket: path.resolve(c.admin_socket),
+    healthBind: c.health_bind,
+    logLevel: c.log_level,
+    keyManager: c.key_manager,
+    datastorePath: path.resolve(dataDir, c.datastore.path ?? 'datastore.sqlite3'),
+    ca: { keyType: c.ca.key_type, ttl: c.ca.ttl, organization: c.ca.organization },
+    jwt: { keyType: c.jwt.key_type, issuer: c.jwt.issuer },
+    defaultX509SvidTtl: c.default_x509_svid_ttl,
+    defaultJwtSvidTtl: c.default_jwt_svid_ttl,
+    agentSvidTtl: c.agent_svid_ttl,
+    joinTokenTtl: c.join_token_ttl,
+    bundleRefreshHint: c.bundle_refresh_hint,
+    upstreamAuthority: c.upstream_authority && {
+      type: 'disk' as const,
+      certFile: path.resolve(c.upstream_authority.cert_file),
+      keyFile: path.resolve(c.upstream_authority.key_file),
+      bundleFile: c.upstream_authority.bundle_file && path.resolve(c.upstream_authority.bundle_file),
+    },
+    nodeAttestors: {
+      joinToken: c.node_attestors.join_token,
+      x509pop: c.node_attestors.x509pop && { caBundleFile: path.resolve(c.node_attestors.x509pop.ca_bundle_file) },
+    },
+    rateLimits: {
+      attestationPerSecond: c.rate_limits.attestation_per_second,
+      signingPerSecond: c.rate_limits.signing_per_second,
+    },
+    agentSyncMaxWait: c.agent_sync_max_wait,
+    warnings,
+  });
+}

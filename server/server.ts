@@ -1,0 +1,272 @@
+import 'reflect-metadata';
+import { mkdirSync, chmodSync, existsSync, unlinkSync, readFileSync } from 'node:fs';
+import { X509Certificate, generateKeyPair as generateKeyPairCb, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
+import path from 'node:path';
+import https from 'node:https';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import type { Logger } from '../common/log';
+import { subsystem, audit, F } from '../common/log';
+import { x509AuthoritiesFromPem } from '../common/bundle/bundle';
+import { derToPem } from '../common/pem';
+import type { ServerConfig } from './config';
+import { SqliteDataStore } from './datastore/sqlite';
+import type { DataStore } from './datastore/datastore';
+import type { KeyManager } from './keymanager/keymanager';
+import { MemoryKeyManager } from './keymanager/memory';
+import { DiskKeyManager } from './keymanager/disk';
+import { CAManager } from './ca/ca-manager';
+import { DiskUpstreamAuthority } from './ca/upstream-disk';
+import { JoinTokenAttestor } from './attestor/node/join-token';
+import { X509PopAttestor } from './attestor/node/x509pop';
+import type { NodeAttestor } from './attestor/node/node-attestor';
+import { NodeService } from './agents/node-service';
+import { EntryAuthorizer } from './registration/authorizer';
+import { ChangeFeed } from './registration/change-feed';
+import { agentApi } from './api/agent-api';
+import { adminApi } from './api/admin-api';
+import { createServerMetrics } from './telemetry';
+
+const generateKeyPair = promisify(generateKeyPairCb);
+
+export const SERVER_PATH = '/tessera/server';
+
+export interface RunningServer {
+  agentApi: AddressInfo;
+  health: AddressInfo;
+  adminSocket: string;
+  store: DataStore;
+  ca: CAManager;
+  close(): Promise<void>;
+}
+
+/**
+ * Wires the issuer (SPIRE's server.go): datastore, key manager, CA, attestors and
+ * the three listeners — the agent API (HTTPS, mTLS, on `bind`), the admin API (HTTP
+ * on a Unix socket in a 0770 directory) and health/metrics (HTTP on `health_bind`).
+ */
+export async function startServer(config: ServerConfig, rootLog: Logger): Promise<RunningServer> {
+  const log = subsystem(rootLog, 'server');
+  const now = () => Math.floor(Date.now() / 1000);
+  for (const w of config.warnings) log.warn(w);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+
+  const store = SqliteDataStore.open(config.datastorePath);
+  const keyManager: KeyManager =
+    config.keyManager === 'disk' ? await DiskKeyManager.open(path.join(config.dataDir, 'keys')) : new MemoryKeyManager();
+  const upstream = config.upstreamAuthority ? new DiskUpstreamAuthority(config.upstreamAuthority) : undefined;
+  const metrics = createServerMetrics();
+  const ca = await CAManager.start({
+    config: {
+      trustDomain: config.trustDomain,
+      caKeyType: config.ca.keyType,
+      caTtl: config.ca.ttl,
+      organization: config.ca.organization,
+      jwtKeyType: config.jwt.keyType,
+      jwtIssuer: config.jwt.issuer,
+      refreshHint: config.bundleRefreshHint,
+    },
+    keyManager,
+    store,
+    log: subsystem(rootLog, 'ca'),
+    upstream,
+  });
+  const caGauges = () => {
+    metrics.caExpiry.set({ kind: 'x509' }, ca.x509NotAfter());
+    metrics.caExpiry.set({ kind: 'jwt' }, ca.jwtNotAfter());
+  };
+  caGauges();
+  metrics.entries.set(await store.countRegistrationEntries());
+
+  const attestors = new Map<string, NodeAttestor>();
+  if (config.nodeAttestors.joinToken) attestors.set('join_token', new JoinTokenAttestor(store, config.trustDomain, now));
+  if (config.nodeAttestors.x509pop) {
+    const roots = x509AuthoritiesFromPem(readFileSync(config.nodeAttestors.x509pop.caBundleFile, 'utf8')).map((d) => new X509Certificate(d));
+    attestors.set('x509pop', new X509PopAttestor(roots, config.trustDomain, () => new Date()));
+  }
+  const changes = new ChangeFeed();
+  ca.onBundleChange(() => changes.notify());
+  const serverId = `spiffe://${config.trustDomain}${SERVER_PATH}`;
+  const authorizer = new EntryAuthorizer(store, serverId, now);
+  const nodes = new NodeService({ store, ca, attestors, agentSvidTtl: config.agentSvidTtl, log: subsystem(rootLog, 'node_attestation'), metrics, now });
+
+  // --- agent API: HTTPS with our own SVID; client certs verified against the bundle ---
+  const tlsOptions = async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ec', { namedCurve: 'P-256' });
+    const spki = (publicKey as KeyObject).export({ format: 'der', type: 'spki' });
+    const svid = ca.mintX509SVID({ spiffeId: serverId, publicKeySpki: spki, ttl: config.defaultX509SvidTtl });
+    return {
+      key: privateKey as KeyObject,
+      cert: svid.chain.map((c) => derToPem(c)).join(''),
+      ca: ca.bundle().x509Authorities.map((c) => derToPem(c)),
+      expiresAt: svid.expiresAt,
+    };
+  };
+  let tls = await tlsOptions();
+  const agentApp = express();
+  agentApp.disable('x-powered-by');
+  agentApp.use(
+    agentApi({
+      trustDomain: config.trustDomain,
+      store,
+      ca,
+      nodes,
+      authorizer,
+      changes,
+      log: subsystem(rootLog, 'agent_api'),
+      metrics,
+      defaultX509SvidTtl: config.defaultX509SvidTtl,
+      defaultJwtSvidTtl: config.defaultJwtSvidTtl,
+      attestationPerSecond: config.rateLimits.attestationPerSecond,
+      signingPerSecond: config.rateLimits.signingPerSecond,
+      maxWaitSeconds: config.agentSyncMaxWait,
+    }),
+  );
+  const agentServer = https.createServer(
+    {
+      key: tls.key.export({ format: 'pem', type: 'pkcs8' }),
+      cert: tls.cert,
+      ca: tls.ca,
+      requestCert: true,
+      // Attestation happens before the agent has a certificate; every other route
+      // checks `socket.authorized` and the attested-node record itself.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    agentApp,
+  );
+  agentServer.keepAliveTimeout = 65_000;
+  agentServer.headersTimeout = 70_000;
+  const refreshTls = async () => {
+    tls = await tlsOptions();
+    agentServer.setSecureContext({ key: tls.key.export({ format: 'pem', type: 'pkcs8' }), cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2' } as never);
+    log.info({ [F.expiresAt]: tls.expiresAt }, 'server svid rotated');
+  };
+  ca.onBundleChange(() => void refreshTls().catch((err) => log.error({ err }, 'server svid rotation failed')));
+  await listen(agentServer, config.bind.port, config.bind.host);
+
+  // --- admin API on a Unix socket in a 0770 directory ---
+  const adminDir = path.dirname(config.adminSocket);
+  mkdirSync(adminDir, { recursive: true, mode: 0o770 });
+  chmodSync(adminDir, 0o770);
+  await removeStaleSocket(config.adminSocket);
+  let isReady = false;
+  const adminApp = express();
+  adminApp.disable('x-powered-by');
+  adminApp.use(
+    adminApi({
+      trustDomain: config.trustDomain,
+      store,
+      ca,
+      changes,
+      log: subsystem(rootLog, 'admin_api'),
+      metrics,
+      joinTokenTtl: config.joinTokenTtl,
+      defaultX509SvidTtl: config.defaultX509SvidTtl,
+      defaultJwtSvidTtl: config.defaultJwtSvidTtl,
+      now,
+      ready: () => isReady,
+    }),
+  );
+  const adminServer = http.createServer(adminApp);
+  await new Promise<void>((res, rej) => adminServer.once('error', rej).listen(config.adminSocket, () => res()));
+  chmodSync(config.adminSocket, 0o660);
+
+  // --- health and metrics ---
+  const healthApp = express();
+  healthApp.disable('x-powered-by');
+  healthApp.get('/live', (_q, r) => void r.json({ live: true }));
+  healthApp.get('/ready', (_q, r) => void r.status(isReady ? 200 : 503).json({ ready: isReady }));
+  healthApp.get('/metrics', async (_q, r) => {
+    caGauges();
+    r.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  const healthServer = http.createServer(healthApp);
+  await listen(healthServer, config.healthBind.port, config.healthBind.host);
+
+  // --- housekeeping: server SVID at half-life, pruning of expired entries and tokens ---
+  const timers: NodeJS.Timeout[] = [];
+  const scheduleTls = () => {
+    const ms = Math.max(1000, ((tls.expiresAt - now()) * 1000) / 2);
+    timers[0] = setTimeout(() => void refreshTls().then(scheduleTls, (err) => { log.error({ err }, 'server svid rotation failed'); scheduleTls(); }), ms);
+    timers[0].unref();
+  };
+  scheduleTls();
+  timers[1] = setInterval(async () => {
+    try {
+      const pruned = await store.pruneRegistrationEntries(now());
+      await store.pruneJoinTokens(now());
+      if (pruned > 0) {
+        audit(log, 'entries_pruned', { count: pruned });
+        changes.notify();
+      }
+    } catch (err) {
+      log.error({ err }, 'prune failed');
+    }
+  }, 60_000);
+  timers[1].unref();
+
+  isReady = true;
+  const agentAddr = agentServer.address() as AddressInfo;
+  const healthAddr = healthServer.address() as AddressInfo;
+  log.info(
+    {
+      event: 'server_ready',
+      trust_domain: config.trustDomain,
+      agent_api: `${agentAddr.address}:${agentAddr.port}`,
+      health: `${healthAddr.address}:${healthAddr.port}`,
+      admin_socket: config.adminSocket,
+      data_dir: config.dataDir,
+      bundle_sequence: ca.bundle().sequence,
+    },
+    'server ready',
+  );
+
+  let closed = false;
+  return {
+    agentApi: agentAddr,
+    health: healthAddr,
+    adminSocket: config.adminSocket,
+    store,
+    ca,
+    async close() {
+      if (closed) return;
+      closed = true;
+      isReady = false;
+      for (const t of timers) clearTimeout(t);
+      changes.notify();
+      await Promise.all([agentServer, adminServer, healthServer].map(closeServer));
+      await store.close();
+      log.info('server stopped');
+    },
+  };
+}
+
+function listen(s: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((res, rej) => s.once('error', rej).listen(port, host, () => res()));
+}
+
+function closeServer(s: http.Server | https.Server): Promise<void> {
+  return new Promise((res) => {
+    s.close(() => res());
+    s.closeAllConnections?.();
+  });
+}
+
+/** A socket file left by a crashed server is removed; one in use is an error. */
+async function removeStaleSocket(p: string): Promise<void> {
+  if (!existsSync(p)) return;
+  const inUse = await new Promise<boolean>((res) => {
+    const c = net.connect(p, () => {
+      c.destroy();
+      res(true);
+    });
+    c.on('error', () => res(false));
+  });
+  if (inUse) throw new Error(`admin socket ${p} is in use by another server; stop it or choose another --admin-socket`);
+  unlinkSync(p);
+}
+

@@ -1,0 +1,40 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The server's Prometheus metrics; names live here with their labels (SPIRE telemetry). */
+export function createServerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tessera_server_' });
+  return {
+    registry,
+    svidsIssued: new Counter({
+      name: 'tessera_svids_issued_total',
+      help: 'SVIDs issued, by type (x509, jwt, agent_x509) and API (agent, admin)',
+      labelNames: ['type', 'api'] as const,
+      registers: [registry],
+    }),
+    errors: new Counter({
+      name: 'tessera_api_errors_total',
+      help: 'API requests answered with an error, by API and error code',
+      labelNames: ['api', 'code'] as const,
+      registers: [registry],
+    }),
+    attestations: new Counter({
+      name: 'tessera_node_attestations_total',
+      help: 'Node attestation attempts, by attestor type and result (ok, denied, error)',
+      labelNames: ['type', 'result'] as const,
+      registers: [registry],
+    }),
+    caExpiry: new Gauge({
+      name: 'tessera_ca_expiry_timestamp_seconds',
+      help: 'Unix time at which the active signing key expires, by kind (x509, jwt)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    entries: new Gauge({
+      name: 'tessera_registration_entries',
+      help: 'Registration entries in the datastore',
+      registers: [registry],
+    }),
+  };
+}
+export type ServerMetrics = ReturnType<typeof createServerMetrics>;
