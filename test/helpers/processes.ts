@@ -1,11 +1,16 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, createWriteStream, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, createWriteStream, rmSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
-export const ROOT = path.resolve(__dirname, '..', '..');
+/** The repository root, from the ts sources (jest) or from dist/ (bench). */
+export const ROOT = (() => {
+  let d = __dirname;
+  while (!existsSync(path.join(d, 'bin', 'tessera.js'))) d = path.dirname(d);
+  return d;
+})();
 export const TESSERA_BIN = path.join(ROOT, 'bin', 'tessera.js');
 
 /** A temp dir with a short path (Unix socket paths must stay under ~100 bytes). */
@@ -52,7 +57,9 @@ export async function startServerProcess(opts: { trustDomain?: string; config?: 
   );
   const logFile = path.join(dir, `server-${Date.now()}.log`);
   const logStream = createWriteStream(logFile, { flags: 'a' });
-  const proc = spawn(process.execPath, [TESSERA_BIN, 'server', 'run', '--config', configFile], {
+  // TESSERA_TEST_NODE_ARGS: extra node flags for the server (e.g. --cpu-prof when profiling a bench)
+  const nodeArgs = (process.env.TESSERA_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, TESSERA_BIN, 'server', 'run', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, TESSERA_ADMIN_SOCKET: '' },
   });

@@ -1,0 +1,36 @@
+import 'reflect-metadata';
+import { benchX509 } from './x509';
+import { benchJWT } from './jwt';
+import { benchAgentApi, rawSignRate } from './agent-api';
+
+/**
+ * `npm run bench`: every figure is measured in this one run and printed as
+ * `bench <name> <value>`, one per line. Ratios compare against the raw
+ * `crypto.sign` ECDSA P-256 rate measured in the same run, because this machine
+ * is shared and noisy and only ratios are stable.
+ */
+const line = (name: string, v: number, digits = 2) => process.stdout.write(`bench ${name} ${v.toFixed(digits)}\n`);
+
+async function main(): Promise<void> {
+  const secs = Number(process.env.BENCH_SECONDS ?? 3);
+  const x = await benchX509(secs);
+  line('raw_p256_sign_per_sec', x.rawSignPerSec, 0);
+  line('x509_mint_per_sec', x.mintPerSec, 0);
+  line('x509_mint_ratio', x.ratio);
+  const j = await benchJWT(secs);
+  line('jwt_raw_sign_per_sec', j.rawSignPerSec, 0);
+  line('jwt_mint_per_sec', j.mintPerSec, 0);
+  line('jwt_mint_ratio', j.ratio);
+  const raw = await rawSignRate(secs);
+  const a = await benchAgentApi({ batches: 10, batchSize: 500 });
+  const raw2 = await rawSignRate(secs);
+  const rawAvg = (raw + raw2) / 2;
+  line('agent_api_raw_sign_per_sec', rawAvg, 0);
+  line('agent_api_batch_sign_per_sec', a.svidsPerSec, 0);
+  line('agent_api_batch_sign_ratio', a.svidsPerSec / rawAvg);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack}\n`);
+  process.exit(1);
+});
