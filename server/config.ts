@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { parseTrustDomain } from '../common/spiffeid/spiffe-id';
-import { hostPort, overlayEnv, overlayFlags, parseConfig, readConfigFile, seconds } from '../common/config/load';
+import { boolish, hostPort, logLevel, overlayEnv, overlayFlags, parseConfig, readConfigFile, trustDomainField, seconds } from '../common/config/load';
 
 /**
  * Server configuration. The file is JSON with snake_case keys (the names below);
@@ -9,26 +8,16 @@ import { hostPort, overlayEnv, overlayFlags, parseConfig, readConfigFile, second
  */
 const keyType = z.enum(['ec-p256', 'ec-p384', 'rsa-2048']);
 
-/** true/false, also as the strings "true"/"false" (env); z.coerce.boolean would read "false" as true */
-const boolish = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
 
-const trustDomain = z.string().transform((s, ctx) => {
-  try {
-    return parseTrustDomain(s);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
 
 const schema = z
   .object({
-    trust_domain: trustDomain,
+    trust_domain: trustDomainField,
     data_dir: z.string().min(1).default('./.tessera/server'),
     bind: hostPort.default({ host: '0.0.0.0', port: 8081 }),
     admin_socket: z.string().min(1).max(100).default('/tmp/tessera-server/private/api.sock'),
     health_bind: hostPort.default({ host: '127.0.0.1', port: 8082 }),
-    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    log_level: logLevel,
     key_manager: z.enum(['disk', 'memory']).default('disk'),
     datastore: z.object({ path: z.string().min(1).optional() }).default({}),
     ca: z

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { invalidArgument } from '../errors';
+import { parseTrustDomain } from '../spiffeid/spiffe-id';
 
 /**
  * Shared config plumbing for the server and the agent (SPIRE's run.go, fastify's
@@ -87,3 +88,18 @@ export const hostPort = z
 
 /** Seconds: a positive integer, given as a number or a numeric string (env/flags). */
 export const seconds = (def: number) => z.coerce.number().int().positive().default(def);
+
+/** A trust domain name (`example.org` or `spiffe://example.org`), normalised to the bare name. */
+export const trustDomainField = z.string().transform((s, ctx) => {
+  try {
+    return parseTrustDomain(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** true/false, also as the strings "true"/"false" (env); z.coerce.boolean would read "false" as true. */
+export const boolish = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
+
+export const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info');

@@ -1,10 +1,9 @@
 import { X509Certificate, createHash, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { invalidArgument, permissionDenied } from '../../../common/errors';
 import type { Selector } from '../../datastore/datastore';
+import { X509POP_CONTEXT } from '../../../common/x509pop';
 import { agentIdFor, type AttestationResult, type AttestStep, type NodeAttestor } from './node-attestor';
 
-/** Domain separation: the agent signs this prefix + nonce, so the signature is useless elsewhere. */
-export const X509POP_CONTEXT = Buffer.from('tessera x509pop v1\0');
 const MAX_CHAIN = 8;
 
 interface PopState {

@@ -1,0 +1,110 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { invalidArgument } from '../common/errors';
+import { boolish, hostPort, logLevel, overlayEnv, overlayFlags, parseConfig, readConfigFile, trustDomainField } from '../common/config/load';
+
+export const DEFAULT_AGENT_SOCKET = '/tmp/tessera-agent/public/api.sock';
+
+
+const schema = z
+  .object({
+    server_address: hostPort,
+    trust_domain: trustDomainField,
+    trust_bundle_path: z.string().min(1).optional(),
+    trust_bundle_sha256: z
+      .string()
+      .transform((s) => s.toLowerCase().replace(/:/g, ''))
+      .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'must be the SHA-256 of a root certificate, 64 hex digits'))
+      .optional(),
+    join_token: z.string().min(1).optional(),
+    x509pop: z.object({ cert_file: z.string().min(1), key_file: z.string().min(1) }).strict().optional(),
+    data_dir: z.string().min(1).default('./.tessera/agent'),
+    socket_path: z.string().min(1).max(100).default(DEFAULT_AGENT_SOCKET),
+    health_bind: hostPort.default({ host: '127.0.0.1', port: 8083 }),
+    log_level: logLevel,
+    reattest_on_eviction: boolish.default(false),
+    sync_wait: z.coerce.number().int().min(1).max(300).default(30),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.trust_bundle_path && c.trust_bundle_sha256) {
+      ctx.addIssue({ code: 'custom', path: ['trust_bundle_sha256'], message: 'give trust_bundle_path or trust_bundle_sha256, not both' });
+    }
+    if (c.join_token && c.x509pop) {
+      ctx.addIssue({ code: 'custom', path: ['join_token'], message: 'give join_token or x509pop, not both' });
+    }
+  });
+
+export interface AgentConfig {
+  serverAddress: string;
+  trustDomain: string;
+  trustBundlePath?: string;
+  trustBundleSha256?: string;
+  joinToken?: string;
+  x509pop?: { certFile: string; keyFile: string };
+  dataDir: string;
+  socketPath: string;
+  healthBind: { host: string; port: number };
+  logLevel: string;
+  reattestOnEviction: boolean;
+  syncWait: number;
+}
+
+export const AGENT_ENV: Record<string, string> = {
+  TESSERA_SERVER_ADDRESS: 'server_address',
+  TESSERA_TRUST_DOMAIN: 'trust_domain',
+  TESSERA_TRUST_BUNDLE: 'trust_bundle_path',
+  TESSERA_TRUST_BUNDLE_SHA256: 'trust_bundle_sha256',
+  // Prefer the environment (or the file) for the token: flags show up in `ps`.
+  TESSERA_JOIN_TOKEN: 'join_token',
+  TESSERA_AGENT_DATA_DIR: 'data_dir',
+  TESSERA_AGENT_SOCKET: 'socket_path',
+  TESSERA_AGENT_HEALTH_BIND: 'health_bind',
+  TESSERA_LOG_LEVEL: 'log_level',
+};
+
+export interface AgentFlags {
+  config?: string;
+  server?: string;
+  trustDomain?: string;
+  trustBundle?: string;
+  trustBundleSha256?: string;
+  joinToken?: string;
+  dataDir?: string;
+  socket?: string;
+  healthBind?: string;
+  logLevel?: string;
+}
+
+/** file < env < flags, validated and frozen; errors name the key. */
+export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv): AgentConfig {
+  const raw = readConfigFile(flags.config ?? env.TESSERA_AGENT_CONFIG);
+  overlayEnv(raw, env, AGENT_ENV);
+  overlayFlags(raw, {
+    server_address: flags.server,
+    trust_domain: flags.trustDomain,
+    trust_bundle_path: flags.trustBundle,
+    trust_bundle_sha256: flags.trustBundleSha256,
+    join_token: flags.joinToken,
+    data_dir: flags.dataDir,
+    socket_path: flags.socket,
+    health_bind: flags.healthBind,
+    log_level: flags.logLevel,
+  });
+  const c = parseConfig(schema, raw, 'agent');
+  if (!path.isAbsolute(c.socket_path) && !c.socket_path.startsWith('.')) throw invalidArgument('socket_path must be a file path');
+  return Object.freeze({
+    serverAddress: `${c.server_address.host.includes(':') ? `[${c.server_address.host}]` : c.server_address.host}:${c.server_address.port}`,
+    trustDomain: c.trust_domain,
+    trustBundlePath: c.trust_bundle_path && path.resolve(c.trust_bundle_path),
+    trustBundleSha256: c.trust_bundle_sha256,
+    joinToken: c.join_token,
+    x509pop: c.x509pop && { certFile: path.resolve(c.x509pop.cert_file), keyFile: path.resolve(c.x509pop.key_file) },
+    dataDir: path.resolve(c.data_dir),
+    socketPath: path.resolve(c.socket_path),
+    healthBind: c.health_bind,
+    logLevel: c.log_level,
+    reattestOnEviction: c.reattest_on_eviction,
+    syncWait: c.sync_wait,
+  });
+}
