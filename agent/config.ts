@@ -5,7 +5,6 @@ import { boolish, hostPort, logLevel, overlayEnv, overlayFlags, parseConfig, rea
 
 export const DEFAULT_AGENT_SOCKET = '/tmp/tessera-agent/public/api.sock';
 
-
 const schema = z
   .object({
     server_address: hostPort,

@@ -8,8 +8,6 @@ import { boolish, hostPort, logLevel, overlayEnv, overlayFlags, parseConfig, rea
  */
 const keyType = z.enum(['ec-p256', 'ec-p384', 'rsa-2048']);
 
-
-
 const schema = z
   .object({
     trust_domain: trustDomainField,
