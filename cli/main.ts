@@ -5,6 +5,8 @@ import { stdoutOut, type OutputFormat } from './output';
 import { registerEntryCommands } from './entry-commands';
 import { registerAdminCommands } from './admin-commands';
 import { registerServerCommands } from './server-commands';
+import { registerAgentRunCommands } from './agent-run-commands';
+import { registerAgentApiCommands } from './agent-api-commands';
 
 /**
  * `tessera`: one binary with the verbs SPIRE operators know (`server run`,
@@ -29,7 +31,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
   registerServerCommands(program, env);
   registerEntryCommands(program, client, out);
-  registerAdminCommands(program, client, out);
+  const agent = registerAdminCommands(program, client, out);
+  registerAgentRunCommands(agent, env, out);
+  registerAgentApiCommands(agent, env, out);
 
   try {
     await program.parseAsync(argv);

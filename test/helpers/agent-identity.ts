@@ -40,14 +40,15 @@ export function uriSan(der: Buffer): string[] {
     .map((s) => s.slice(4));
 }
 
-/** `openssl verify` of a chain (leaf first) against roots; resolves with openssl's exit code and output. */
-export async function opensslVerify(dir: string, chain: Buffer[], roots: Buffer[], name = 'v'): Promise<{ code: number; out: string }> {
+/** `openssl verify` of a chain (leaf first) against roots, now or at `atUnix`; resolves with openssl's exit code and output. */
+export async function opensslVerify(dir: string, chain: Buffer[], roots: Buffer[], name = 'v', atUnix?: number): Promise<{ code: number; out: string }> {
   const leaf = path.join(dir, `${name}-leaf.pem`);
   const inter = path.join(dir, `${name}-inter.pem`);
   const ca = path.join(dir, `${name}-ca.pem`);
   writeFileSync(leaf, derToPem(chain[0]!));
   writeFileSync(ca, roots.map((r) => derToPem(r)).join(''));
   const args = ['verify', '-CAfile', ca];
+  if (atUnix !== undefined) args.push('-attime', String(Math.floor(atUnix)));
   if (chain.length > 1) {
     writeFileSync(inter, chain.slice(1).map((c) => derToPem(c)).join(''));
     args.push('-untrusted', inter);

@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, createWriteStream, rmSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, createWriteStream, rmSync, readFileSync, existsSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -128,4 +128,118 @@ export async function run(cmd: string, args: string[], opts: { input?: string; c
     p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
     p.stdin.end(opts.input ?? '');
   });
+}
+
+export interface AgentProcess {
+  proc: ChildProcess;
+  dir: string;
+  socket: string;
+  health: string;
+  agentId: string;
+  logFile: string;
+  logs(): string;
+  /** runs `tessera --output json agent api ARGS --socket <this agent's socket>`, optionally as another uid */
+  cli(args: string[], opts?: { uid?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * Starts the real `tessera agent run` against `server`: a join token from the CLI
+ * (with `alias` as node alias when given), the bundle from `bundle show`, a temp
+ * data dir and a short socket path. Resolves once it logs `agent_ready`.
+ * Pass `dir` (and no token) to restart an agent on its existing data.
+ */
+export async function startAgentProcess(
+  server: { agentApi: string; trustDomain: string; cli(args: string[]): Promise<string> } | { agentApi: string; trustDomain: string; cli?: undefined },
+  opts: { dir?: string; alias?: string; config?: Record<string, unknown>; waitReady?: boolean; join?: boolean } = {},
+): Promise<AgentProcess> {
+  const dir = opts.dir ?? shortTempDir('tag-');
+  // Workloads under other uids must reach the socket: mkdtemp makes 0700 dirs.
+  chmodSync(dir, 0o755);
+  const socket = path.join(dir, 'public', 'api.sock');
+  const bundleFile = path.join(dir, 'bootstrap.pem');
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.SPIFFE_ENDPOINT_SOCKET;
+  if (server.cli && opts.join !== false) {
+    writeFileSync(bundleFile, await server.cli(['bundle', 'show', '--format', 'pem']));
+    const out = await server.cli(['token', 'generate', ...(opts.alias ? ['--spiffe-id', opts.alias] : [])]);
+    env.TESSERA_JOIN_TOKEN = /^Token: (\S+)$/m.exec(out)![1]!;
+  }
+  const configFile = path.join(dir, `agent-${Date.now()}.json`);
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      server_address: server.agentApi,
+      trust_domain: server.trustDomain,
+      trust_bundle_path: bundleFile,
+      data_dir: path.join(dir, 'data'),
+      socket_path: socket,
+      health_bind: '127.0.0.1:0',
+      log_level: 'debug',
+      ...opts.config,
+    }),
+  );
+  const logFile = path.join(dir, `agent-${Date.now()}.log`);
+  const logStream = createWriteStream(logFile, { flags: 'a' });
+  const proc = spawn(process.execPath, [TESSERA_BIN, 'agent', 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  proc.stdout!.pipe(logStream, { end: false });
+  proc.stderr!.pipe(logStream, { end: false });
+  const ready = await new Promise<{ health: string; agent_id: string }>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`agent did not become ready in 30 s; log: ${logFile}\n${buf}`)), 30_000);
+    proc.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      for (const line of buf.split('\n')) {
+        if (!line.includes('"agent_ready"')) continue;
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as { health: string; agent_id: string });
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited with ${code} before ready:\n${buf}`));
+    });
+  });
+  if (opts.waitReady !== false) await waitHttp200(`http://${ready.health}/ready`, 30_000);
+  return {
+    proc,
+    dir,
+    socket,
+    health: ready.health,
+    agentId: ready.agent_id,
+    logFile,
+    logs: () => readFileSync(logFile, 'utf8'),
+    async cli(args, o = {}) {
+      const cmd = o.uid !== undefined ? 'setpriv' : process.execPath;
+      const pre = o.uid !== undefined ? [`--reuid=${o.uid}`, `--regid=${o.uid}`, '--clear-groups', process.execPath] : [];
+      return run(cmd, [...pre, TESSERA_BIN, '--output', 'json', 'agent', 'api', ...args, '--socket', socket]);
+    },
+    stop(signal = 'SIGTERM') {
+      return new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+        proc.once('exit', (code) => {
+          logStream.end();
+          resolve(code);
+        });
+        proc.kill(signal);
+      });
+    },
+  };
+}
+
+/** Polls a URL until it answers 200 (or throws after `timeoutMs`). */
+export async function waitHttp200(url: string, timeoutMs: number): Promise<void> {
+  const http = await import('node:http');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await new Promise<number>((resolve) => {
+      http.get(url, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', () => resolve(0));
+    });
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${status})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

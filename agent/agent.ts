@@ -1,0 +1,147 @@
+import 'reflect-metadata';
+import { readFileSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createPrivateKey, generateKeyPair as genCb, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
+import express from 'express';
+import type { Logger } from '../common/log';
+import { subsystem } from '../common/log';
+import { invalidArgument } from '../common/errors';
+import { x509AuthoritiesFromPem, type SpiffeBundle } from '../common/bundle/bundle';
+import { createCSR } from '../common/x509svid/csr';
+import { X509POP_CONTEXT } from '../common/x509pop';
+import type { AgentConfig } from './config';
+import { ServerClient } from './client/server-client';
+import { AgentManager } from './manager/manager';
+import { AgentStore } from './storage/agent-store';
+import { UnixWorkloadAttestor } from './attestor/workload/unix';
+import { startWorkloadAPI } from './workloadapi/server';
+import { createAgentMetrics } from './telemetry';
+
+const generateKeyPair = promisify(genCb);
+
+export interface RunningAgent {
+  agentId: string;
+  health: AddressInfo;
+  socketPath: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Wires the node agent (SPIRE's agent.go): trust bootstrap, the manager (identity,
+ * sync, cache, rotation), the Workload API on its Unix socket, and health/metrics.
+ */
+export async function startAgent(config: AgentConfig, rootLog: Logger): Promise<RunningAgent> {
+  const log = subsystem(rootLog, 'agent');
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const client = await bootstrapClient(config, log);
+
+  const attest = attestFunction(config, client);
+  const manager = await AgentManager.start({
+    client,
+    trustDomain: config.trustDomain,
+    dataDir: config.dataDir,
+    attest,
+    reattestOnEviction: config.reattestOnEviction,
+    log: rootLog,
+    syncWaitSeconds: config.syncWait,
+  });
+
+  const metrics = createAgentMetrics(() => manager.stats());
+  const api = await startWorkloadAPI({
+    socketPath: config.socketPath,
+    source: manager,
+    attestor: new UnixWorkloadAttestor(),
+    trustDomain: config.trustDomain,
+    log: rootLog,
+    onCall: (rpc, code) => metrics.calls.inc({ rpc, code }),
+  });
+
+  const healthApp = express();
+  healthApp.disable('x-powered-by');
+  healthApp.get('/live', (_q, r) => void r.json({ live: true }));
+  healthApp.get('/ready', (_q, r) => {
+    const ready = manager.ready();
+    r.status(ready ? 200 : 503).json({ ready, streams: api.streams() });
+  });
+  healthApp.get('/metrics', async (_q, r) => void r.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  const health = http.createServer(healthApp);
+  await new Promise<void>((res, rej) => health.once('error', rej).listen(config.healthBind.port, config.healthBind.host, () => res()));
+  const healthAddr = health.address() as AddressInfo;
+
+  log.info(
+    {
+      event: 'agent_ready',
+      agent_id: manager.agentId(),
+      socket: config.socketPath,
+      health: `${healthAddr.address}:${healthAddr.port}`,
+      server: config.serverAddress,
+      synced: manager.ready(),
+    },
+    'agent ready',
+  );
+  let closed = false;
+  return {
+    agentId: manager.agentId(),
+    health: healthAddr,
+    socketPath: config.socketPath,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await api.close();
+      await manager.stop();
+      await new Promise<void>((r) => {
+        health.close(() => r());
+        health.closeAllConnections();
+      });
+      client.close();
+      log.info('agent stopped');
+    },
+  };
+}
+
+/**
+ * Roots to verify the server with: the bundle the agent already holds (it follows
+ * rotations), else the configured bundle file, else the server's bundle checked
+ * against the pinned SHA-256 of a root (SPIRE #2136).
+ */
+async function bootstrapClient(config: AgentConfig, log: Logger): Promise<ServerClient> {
+  const stored: SpiffeBundle | undefined = AgentStore.peekBundle(config.dataDir);
+  if (stored && stored.x509Authorities.length > 0) {
+    return new ServerClient(config.serverAddress, config.trustDomain, stored.x509Authorities);
+  }
+  if (config.trustBundlePath) {
+    let roots: Buffer[];
+    try {
+      roots = x509AuthoritiesFromPem(readFileSync(config.trustBundlePath, 'utf8'));
+    } catch (e) {
+      throw invalidArgument(`trust_bundle_path ${config.trustBundlePath}: ${(e as Error).message}`);
+    }
+    if (roots.length === 0) throw invalidArgument(`trust_bundle_path ${config.trustBundlePath} holds no PEM certificate`);
+    return new ServerClient(config.serverAddress, config.trustDomain, roots);
+  }
+  if (config.trustBundleSha256) {
+    log.info({ sha256: config.trustBundleSha256 }, 'bootstrapping trust from the server, pinned to a root fingerprint');
+    return ServerClient.bootstrapWithFingerprint(config.serverAddress, config.trustDomain, config.trustBundleSha256);
+  }
+  throw invalidArgument('the agent has no trust bundle yet: set trust_bundle_path (--trust-bundle) or trust_bundle_sha256 (--trust-bundle-sha256)');
+}
+
+/** How this agent proves itself to the server, or undefined when no method is configured. */
+function attestFunction(config: AgentConfig, client: ServerClient) {
+  if (!config.joinToken && !config.x509pop) return undefined;
+  return async () => {
+    const { privateKey, publicKey } = (await generateKeyPair('ec', { namedCurve: 'P-256' })) as { privateKey: KeyObject; publicKey: KeyObject };
+    const csr = await createCSR(privateKey, publicKey);
+    let r;
+    if (config.joinToken) {
+      r = await client.attestJoinToken(config.joinToken, csr);
+    } else {
+      const certs = x509AuthoritiesFromPem(readFileSync(config.x509pop!.certFile, 'utf8'));
+      const popKey = createPrivateKey(readFileSync(config.x509pop!.keyFile));
+      r = await client.attestX509Pop(certs, (nonce) => cryptoSign('sha256', Buffer.concat([X509POP_CONTEXT, nonce]), popKey), csr);
+    }
+    return { chain: r.chain, key: privateKey, agentId: r.agentId, bundle: r.bundle };
+  };
+}

@@ -1,0 +1,244 @@
+import type { Logger } from '../../common/log';
+import { subsystem } from '../../common/log';
+import { systemClock, type Clock } from '../../common/clock';
+import { TesseraError, invalidArgument, permissionDenied } from '../../common/errors';
+import type { SpiffeBundle } from '../../common/bundle/bundle';
+import type { Selector } from '../../common/selector';
+import { AgentStore } from '../storage/agent-store';
+import { AgentSVID } from './agent-svid';
+import { Backoff } from './backoff';
+import { Connection } from './connection';
+import type { CachedX509SVID, WorkloadIdentitySource } from './identity-source';
+import { JWTSVIDs } from './jwt-source';
+import { SyncLoop } from './sync';
+import type { AgentManagerOptions, ManagerEvent, ManagerStats } from './types';
+import { WorkloadCache } from './workload-cache';
+import { X509Rotator } from './x509-rotator';
+import { Wakeups } from './wakeups';
+import { Notifier } from './notifier';
+
+export type { AgentManagerOptions, AttestFn, AttestedIdentity, ManagerEvent, ManagerStats } from './types';
+
+/**
+ * The agent's manager: its own identity, entry sync, the workload SVID cache with
+ * rotation, JWT-SVIDs, and persistence. Implements what the Workload API serves
+ * from ({@link WorkloadIdentitySource}); every read is answered from memory.
+ *
+ * `start` restores the agent SVID and the cache from `dataDir` and never waits
+ * for the server when it has something to serve; it attests (and waits for that)
+ * only when there is neither a usable agent SVID nor a cache.
+ */
+export class AgentManager implements WorkloadIdentitySource {
+  private readonly conn: Connection;
+  private readonly agent: AgentSVID;
+  private readonly rotator: X509Rotator;
+  private readonly sync: SyncLoop;
+  private readonly jwt: JWTSVIDs;
+  private readonly wake: Wakeups;
+  private readonly notifier: Notifier;
+  private stopped = false;
+  private restored: boolean;
+  private synced = false;
+  private isReady = false;
+  private loop?: Promise<void>;
+
+  private constructor(
+    private readonly opts: AgentManagerOptions,
+    private readonly log: Logger,
+    private readonly clock: Clock,
+    private readonly store: AgentStore,
+    private readonly cache: WorkloadCache,
+  ) {
+    const random = opts.random ?? Math.random;
+    const onEvent = (e: ManagerEvent) => opts.onMetrics?.(e);
+    const stopped = () => this.stopped;
+    this.conn = new Connection(opts.client);
+    this.notifier = new Notifier(log);
+    this.restored = cache.svids.size > 0; // the store dropped expired SVIDs on load
+    this.isReady = this.restored;
+    this.wake = new Wakeups(() => this.tick());
+    const common = { conn: this.conn, log, clock, random, backoff: opts.backoff, onEvent };
+    this.agent = new AgentSVID({
+      ...common,
+      store,
+      trustDomain: opts.trustDomain,
+      attest: opts.attest,
+      reattestOnEviction: opts.reattestOnEviction,
+      onAttested: (a) => this.attested(a.agentIdChanged, a.bundle),
+    });
+    this.rotator = new X509Rotator({
+      ...common,
+      cache,
+      agent: this.agent,
+      stopped,
+      onChanged: () => this.changed(),
+      onRoundDone: () => {
+        if (this.synced) this.isReady = true;
+        this.reschedule();
+      },
+    });
+    this.sync = new SyncLoop({
+      ...common,
+      cache,
+      agent: this.agent,
+      stopped,
+      backoff: new Backoff(opts.backoff, random),
+      waitSeconds: opts.syncWaitSeconds ?? 30,
+      sleep: (ms) => this.wake.sleep(ms),
+      onApplied: (changed) => this.applied(changed),
+      onBundleChanged: () => this.changed(),
+    });
+    this.jwt = new JWTSVIDs({ conn: this.conn, log, clock, onEvent });
+  }
+
+  /** Restores state, attests if it must, and starts syncing. @throws when attestation is needed and definitively fails */
+  static async start(opts: AgentManagerOptions): Promise<AgentManager> {
+    const log = subsystem(opts.log, 'agent_manager');
+    const clock = opts.clock ?? systemClock;
+    const store = await AgentStore.open(opts.dataDir, log, clock);
+    const stored = await store.loadCache();
+    if (stored && stored.trustDomain !== opts.trustDomain) log.warn({ cached: stored.trustDomain }, 'cached state is for another trust domain; ignoring it');
+    const cache = stored?.trustDomain === opts.trustDomain ? WorkloadCache.fromStored(stored) : new WorkloadCache(opts.trustDomain);
+    const m = new AgentManager(opts, log, clock, store, cache);
+    await m.init();
+    return m;
+  }
+
+  private async init(): Promise<void> {
+    // The cached bundle is newer than the bootstrap one: trust the server's current roots.
+    if (this.cache.bundle) this.conn.setRoots(this.cache.bundle.x509Authorities);
+    const haveSVID = await this.agent.load();
+    if (this.restored) this.log.info({ svids: this.cache.svids.size, entries: this.cache.entries.size }, 'serving svids restored from disk');
+    if (!haveSVID && !this.restored) {
+      // Nothing to serve yet: attest now, so a bad join token fails the start.
+      await this.agent.attest().catch((e: unknown) => {
+        if (!(e instanceof TesseraError && e.code === 'UNAVAILABLE')) throw e;
+        this.log.warn({ error: e.message }, 'cannot reach the server to attest; will retry');
+      });
+    }
+    this.loop = this.sync.run().catch((e: unknown) => this.log.error({ error: (e as Error).message }, 'sync loop ended unexpectedly'));
+    this.rotator.kick();
+    this.reschedule();
+  }
+
+  /** Stops syncing and timers, closes the client (ending the long poll) and saves the cache. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wake.stop();
+    this.notifier.close();
+    this.opts.client.close();
+    await this.loop;
+    await this.rotator.idle();
+    await this.agent.idle();
+    await this.persist();
+  }
+
+  ready(): boolean {
+    return this.isReady;
+  }
+
+  x509SVIDsFor(callerSelectors: Selector[]): CachedX509SVID[] {
+    return this.cache.x509SVIDsFor(callerSelectors, this.now());
+  }
+
+  bundle(): SpiffeBundle {
+    return this.cache.bundle ?? { trustDomain: this.opts.trustDomain, x509Authorities: [], jwtAuthorities: [] };
+  }
+
+  federatedBundles(trustDomains: Iterable<string>): SpiffeBundle[] {
+    const out: SpiffeBundle[] = [];
+    for (const td of new Set(trustDomains)) {
+      const b = this.cache.federated.get(td.replace(/^spiffe:\/\//, ''));
+      if (b) out.push(b);
+    }
+    return out;
+  }
+
+  allFederatedBundles(): SpiffeBundle[] {
+    return [...this.cache.federated.values()];
+  }
+
+  async fetchJWTSVID(entryId: string, audience: string[]): Promise<{ spiffeId: string; token: string; expiresAt: number }> {
+    if (!Array.isArray(audience) || audience.length === 0 || audience.some((a) => typeof a !== 'string' || a === '')) {
+      throw invalidArgument('audience must be a non-empty list of non-empty strings');
+    }
+    const entry = this.cache.entries.get(entryId);
+    if (!entry) throw permissionDenied(`entry ${entryId} is not held by this agent`);
+    return this.jwt.fetch(entry, audience);
+  }
+
+  subscribe(listener: () => void): () => void {
+    return this.notifier.subscribe(listener);
+  }
+
+  stats(): ManagerStats {
+    const now = this.now();
+    let cached = 0;
+    let earliest: number | null = null;
+    for (const s of this.cache.svids.values()) {
+      if (s.notAfter * 1000 <= now) continue;
+      cached++;
+      if (earliest === null || s.notAfter < earliest) earliest = s.notAfter;
+    }
+    const last = this.sync.lastOk;
+    return { cachedSVIDs: cached, rotations: this.rotator.rotations, earliestExpiry: earliest, lastSyncOk: last === undefined ? null : Math.floor(last / 1000) };
+  }
+
+  /** The agent's SPIFFE ID; empty while unknown (no stored SVID and not yet attested). */
+  agentId(): string {
+    return this.agent.agentId ?? '';
+  }
+
+  private applied(changed: boolean): void {
+    this.synced = true;
+    this.rotator.serverReachable();
+    this.rotator.kick(); // also after an outage: renewals that failed go out now
+    if (changed) this.changed();
+  }
+
+  private attested(agentIdChanged: boolean, bundle: SpiffeBundle): void {
+    // A new agent ID may be authorized for other entries: ask for the full set.
+    if (agentIdChanged) this.cache.revision = undefined;
+    if (!this.cache.bundle) {
+      this.cache.bundle = bundle;
+      this.conn.setRoots(bundle.x509Authorities);
+    }
+    this.rotator.serverReachable();
+    this.rotator.kick();
+  }
+
+  /** Timer: drop expired SVIDs, renew the agent SVID and workload SVIDs when due. */
+  private tick(): void {
+    const dropped = this.cache.dropExpired(this.now());
+    if (dropped > 0) {
+      this.log.warn({ count: dropped }, 'x509-svids expired before they could be renewed; no longer served');
+      this.opts.onMetrics?.({ type: 'x509_svids_expired', count: dropped });
+      this.changed();
+    }
+    void this.agent.maybeRenew().then(() => this.reschedule());
+    this.rotator.kick();
+    this.reschedule();
+  }
+
+  private reschedule(): void {
+    const deadlines = [this.cache.nextExpiry(), this.agent.nextDeadline(), this.rotator.nextDeadline()];
+    this.wake.at(deadlines, this.now());
+  }
+
+  /** Something a workload can see changed: notify (once per tick) and persist (debounced). */
+  private changed(): void {
+    if (this.stopped) return;
+    this.notifier.notify();
+    this.wake.debounce(this.opts.persistDelayMs ?? 200, () => void this.persist());
+    this.reschedule();
+  }
+
+  private persist(): Promise<void> {
+    return this.store.saveCache(() => this.cache.toStored()).catch((e: Error) => this.log.error({ error: e.message }, 'cannot save the agent cache'));
+  }
+
+  private now(): number {
+    return this.clock.now().getTime();
+  }
+}

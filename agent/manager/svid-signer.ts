@@ -1,0 +1,94 @@
+import { X509Certificate, generateKeyPair, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
+import { createCSR } from '../../common/x509svid/csr';
+import type { ErrorCode } from '../../common/errors';
+import type { EntryJSON, ServerClient, X509SignResult } from '../client/server-client';
+import type { StoredSVID } from '../storage/agent-store';
+import { drawJitter, lifetimeStart, rotationTime } from './rotation';
+
+/** Entries per signing request (the server accepts up to 1000; smaller batches reach workloads sooner). */
+export const SIGN_BATCH = 500;
+
+const genKeyPair = promisify(generateKeyPair);
+
+/**
+ * A fresh P-256 key pair. Async generation on purpose: a key made by
+ * generateKeyPairSync can deadlock Node 20 when JWK-exported later (docs/pitfalls.md).
+ */
+export async function newKeyPair(): Promise<{ privateKey: KeyObject; publicKey: KeyObject }> {
+  return genKeyPair('ec', { namedCurve: 'P-256' });
+}
+
+/** Validity of a DER certificate in unix seconds. */
+export function certificateValidity(der: Buffer): { notBefore: number; notAfter: number; publicKey: KeyObject } {
+  const c = new X509Certificate(der);
+  return { notBefore: Date.parse(c.validFrom) / 1000, notAfter: Date.parse(c.validTo) / 1000, publicKey: c.publicKey };
+}
+
+export type SignOutcome =
+  | { entry: EntryJSON; svid: StoredSVID }
+  | { entry: EntryJSON; error: { code: ErrorCode | 'INTERNAL'; message: string } };
+
+/** Key pairs and CSRs for a batch, made before the request so the next batch can be prepared during the current one. */
+export interface PreparedBatch {
+  entries: EntryJSON[];
+  keys: Array<{ privateKey: KeyObject; publicKey: KeyObject }>;
+  csrs: Buffer[];
+}
+
+/** A key pair per entry, made here (private keys never leave the node), and a CSR each. */
+export async function prepareBatch(entries: EntryJSON[]): Promise<PreparedBatch> {
+  const keys = await Promise.all(entries.map(() => newKeyPair()));
+  const csrs = await Promise.all(keys.map((k) => createCSR(k.privateKey, k.publicKey)));
+  return { entries, keys, csrs };
+}
+
+/**
+ * Sends one prepared batch (≤ {@link SIGN_BATCH}) in one request. Per-entry
+ * failures come back as `error` outcomes; a failure of the whole request throws.
+ */
+export async function sendBatch(
+  client: ServerClient,
+  batch: PreparedBatch,
+  now: () => number,
+  random: () => number = Math.random,
+): Promise<SignOutcome[]> {
+  const { entries, keys, csrs } = batch;
+  const { results } = await client.signX509SVIDs(entries.map((e, i) => ({ entryId: e.id, csr: csrs[i]! })));
+  const receivedAt = now();
+  const byEntry = new Map(results.map((r) => [r.entry_id, r]));
+  return entries.map((entry, i) => outcome(entry, byEntry.get(entry.id), keys[i]!, receivedAt, random));
+}
+
+function outcome(
+  entry: EntryJSON,
+  r: X509SignResult | undefined,
+  key: { privateKey: KeyObject; publicKey: KeyObject },
+  receivedAt: number,
+  random: () => number,
+): SignOutcome {
+  if (!r) return { entry, error: { code: 'INTERNAL', message: 'the server returned no result for this entry' } };
+  if ('error' in r) return { entry, error: r.error };
+  const chain = r.x509_svid.map((c) => Buffer.from(c, 'base64'));
+  const leaf = certificateValidity(chain[0]!);
+  // A server bug pairing our key with someone else's certificate must not reach a workload.
+  if (!leaf.publicKey.equals(key.publicKey)) {
+    return { entry, error: { code: 'INTERNAL', message: 'the server returned a certificate for a different key' } };
+  }
+  const start = lifetimeStart(leaf.notBefore * 1000, leaf.notAfter * 1000, receivedAt);
+  return {
+    entry,
+    svid: {
+      entryId: entry.id,
+      spiffeId: r.spiffe_id,
+      chain,
+      keyPkcs8: key.privateKey.export({ type: 'pkcs8', format: 'der' }) as Buffer,
+      notBefore: leaf.notBefore,
+      notAfter: leaf.notAfter,
+      receivedAt,
+      rotateAt: rotationTime(start, leaf.notAfter * 1000, drawJitter(random)),
+      dnsNames: [...entry.dns_names],
+      ttl: entry.x509_svid_ttl,
+    },
+  };
+}

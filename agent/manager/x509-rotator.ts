@@ -1,0 +1,181 @@
+import type { Logger } from '../../common/log';
+import type { Clock } from '../../common/clock';
+import { TesseraError } from '../../common/errors';
+import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from './backoff';
+import type { Connection } from './connection';
+import { isIdentityRejected, type AgentSVID } from './agent-svid';
+import { SIGN_BATCH, prepareBatch, sendBatch, type PreparedBatch, type SignOutcome } from './svid-signer';
+import type { ManagerEvent } from './types';
+import { svidOutdated, type WorkloadCache } from './workload-cache';
+
+export interface X509RotatorDeps {
+  conn: Connection;
+  cache: WorkloadCache;
+  agent: AgentSVID;
+  log: Logger;
+  clock: Clock;
+  random: () => number;
+  backoff?: BackoffOptions;
+  stopped(): boolean;
+  /** SVIDs were added or replaced */
+  onChanged(): void;
+  /** a signing round finished (whatever its result) */
+  onRoundDone(): void;
+  onEvent(e: ManagerEvent): void;
+}
+
+/**
+ * The wait a RESOURCE_EXHAUSTED answer asks for ("retry in 0.8s" from the
+ * server's rate limiter), else 1 s: that is pacing, not an outage, so it does not
+ * grow the backoff.
+ */
+export function rateLimitDelayMs(e: unknown): number | undefined {
+  if (!(e instanceof TesseraError) || e.code !== 'RESOURCE_EXHAUSTED') return undefined;
+  const m = /retry in ([\d.]+)\s*s/.exec(e.message);
+  return m ? Math.ceil(Number(m[1]) * 1000) : 1000;
+}
+
+/**
+ * Obtains and renews workload X.509-SVIDs. A round signs every entry without an
+ * SVID, with an outdated one, or due for renewal (pulling in renewals due within
+ * the coalescing window), in batches of {@link SIGN_BATCH}; the keys and CSRs of
+ * the next batch are made while the current one is at the server. One round runs
+ * at a time; a kick during a round queues one more. A failed request backs off
+ * for everyone (the server is likely down); an entry the server refuses backs off
+ * on its own.
+ */
+export class X509Rotator {
+  rotations = 0;
+  private running?: Promise<void>;
+  private again = false;
+  private retryAt = 0;
+  private failures = 0;
+  private readonly backoff: Backoff;
+  private readonly itemRetry = new Map<string, { attempt: number; at: number }>();
+
+  constructor(private readonly d: X509RotatorDeps) {
+    this.backoff = new Backoff(d.backoff, d.random);
+  }
+
+  /** Starts a round, or queues one after the current round. */
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.loop().finally(() => {
+      this.running = undefined;
+      this.d.onRoundDone();
+    });
+  }
+
+  /** Resolves when no round is running. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** The server answered again: retry failed batches at once. */
+  serverReachable(): void {
+    this.retryAt = 0;
+    this.backoff.reset();
+  }
+
+  /** When a round next has work (ms), or undefined when none can run (or one is running). */
+  nextDeadline(): number | undefined {
+    const now = this.d.clock.now().getTime();
+    if (this.running || !this.d.agent.hasValidSVID(now) || this.d.agent.rejected) return undefined;
+    let t: number | undefined;
+    for (const e of this.d.cache.entries.values()) {
+      const due = this.d.cache.signingTime(e, now);
+      if (due === undefined) continue;
+      const at = Math.max(due, this.itemRetry.get(e.id)?.at ?? 0, this.retryAt);
+      if (t === undefined || at < t) t = at;
+    }
+    return t;
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      await this.round();
+    } while (this.again && !this.d.stopped());
+  }
+
+  private async round(): Promise<void> {
+    const now = this.d.clock.now().getTime();
+    if (!this.d.agent.hasValidSVID(now) || this.d.agent.rejected || now < this.retryAt) return;
+    for (const id of this.itemRetry.keys()) if (!this.d.cache.entries.has(id)) this.itemRetry.delete(id);
+    const due = this.d.cache.dueForSigning(now, (id) => (this.itemRetry.get(id)?.at ?? 0) > now);
+    const chunks: typeof due[] = [];
+    for (let i = 0; i < due.length; i += SIGN_BATCH) chunks.push(due.slice(i, i + SIGN_BATCH));
+    let next: Promise<PreparedBatch> | undefined = chunks.length > 0 ? prepareBatch(chunks[0]!) : undefined;
+    for (let i = 0; i < chunks.length && next && !this.d.stopped(); i++) {
+      const batch = await next;
+      next = i + 1 < chunks.length ? prepareBatch(chunks[i + 1]!) : undefined;
+      next?.catch(() => undefined); // awaited next turn; don't let an early exit leave it unhandled
+      const gen = this.d.conn.generation;
+      let outcomes: SignOutcome[];
+      try {
+        outcomes = await sendBatch(this.d.conn.client, batch, () => this.d.clock.now().getTime(), this.d.random);
+      } catch (e) {
+        return this.failed(e, gen, due.length - i * SIGN_BATCH);
+      }
+      if (this.failures > 0) this.d.log.info({ failures: this.failures }, 'x509-svid signing works again');
+      this.failures = 0;
+      this.backoff.reset();
+      this.apply(outcomes);
+    }
+  }
+
+  private failed(e: unknown, gen: number, pending: number): void {
+    if (this.d.stopped()) return;
+    // The client dropped its connections for a new SVID or new roots: not a server failure.
+    if (this.d.conn.generation !== gen) return void (this.again = true);
+    if (isIdentityRejected(e)) this.d.agent.reject(e);
+    const paced = rateLimitDelayMs(e);
+    const delay = paced ?? this.backoff.next();
+    this.retryAt = this.d.clock.now().getTime() + delay;
+    if (paced !== undefined) return void this.d.log.debug({ pending, retry_ms: delay }, 'signing rate limited by the server; pacing');
+    this.failures++;
+    const fields = { error: (e as Error).message, pending, failures: this.failures, retry_ms: delay };
+    if (this.failures === 1) this.d.log.warn(fields, 'cannot obtain x509-svids; will retry');
+    else this.d.log.debug(fields, 'cannot obtain x509-svids again');
+  }
+
+  private apply(outcomes: SignOutcome[]): void {
+    let signed = 0;
+    let rotated = 0;
+    const failed: Array<{ entry_id: string; code: string; message: string }> = [];
+    const now = this.d.clock.now().getTime();
+    for (const o of outcomes) {
+      const entry = this.d.cache.entries.get(o.entry.id);
+      if (!entry) continue; // removed while we were signing
+      if ('error' in o) {
+        const attempt = (this.itemRetry.get(entry.id)?.attempt ?? -1) + 1;
+        const { baseMs, capMs } = { ...DEFAULT_BACKOFF, ...this.d.backoff };
+        // Never sooner than a second, even when full jitter draws 0.
+        const delay = Math.max(1000, fullJitterDelay(attempt, baseMs, capMs, this.d.random));
+        this.itemRetry.set(entry.id, { attempt, at: now + delay });
+        failed.push({ entry_id: entry.id, code: o.error.code, message: o.error.message });
+        continue;
+      }
+      // The entry changed while we were signing: the next round signs it again.
+      if (o.svid.spiffeId !== entry.spiffe_id || svidOutdated(o.svid, entry)) this.again = true;
+      if (o.svid.spiffeId !== entry.spiffe_id) continue;
+      if (this.d.cache.svids.has(entry.id)) rotated++;
+      this.d.cache.svids.set(entry.id, o.svid);
+      this.itemRetry.delete(entry.id);
+      signed++;
+    }
+    if (signed > 0) {
+      this.rotations += rotated;
+      this.d.log.debug({ signed, rotated }, 'x509-svids obtained');
+      this.d.onEvent({ type: 'x509_svids_signed', count: signed, rotations: rotated });
+      this.d.onChanged();
+    }
+    if (failed.length > 0) {
+      this.d.log.warn({ count: failed.length, failures: failed.slice(0, 10) }, 'the server refused to sign some x509-svids; will retry');
+      this.d.onEvent({ type: 'x509_sign_errors', count: failed.length });
+    }
+  }
+}

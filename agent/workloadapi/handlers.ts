@@ -1,0 +1,121 @@
+import * as grpc from '@grpc/grpc-js';
+import { JWTSVIDError, validateJWTSVID } from '../../common/jwtsvid/validate';
+import { F } from '../../common/log';
+import type { Selector } from '../../common/selector';
+import { parseSpiffeId } from '../../common/spiffeid/spiffe-id';
+import type { CachedX509SVID } from '../manager/identity-source';
+import { CallContext, CallError, unary, type CallDeps } from './calls';
+import type { JWTSVIDRequest, JWTSVIDResponse, ValidateJWTSVIDRequest, ValidateJWTSVIDResponse, WorkloadRPC } from './proto';
+import { federatedTrustDomains, jwtBundlesResponse, uniqueHints, x509BundlesResponse, x509SVIDResponse } from './responses';
+import { serverStream, type OpenStreams } from './stream';
+import { toStruct } from './struct';
+
+/** The audit reason when the caller's selectors match no registration entry. */
+export const NO_ENTRY_REASON = 'no registration entry matches the caller';
+
+const invalid = (msg: string) => new CallError(grpc.status.INVALID_ARGUMENT, msg);
+
+/**
+ * The `SpiffeWorkloadAPI` implementation for `server.addService`. Every RPC
+ * first checks the security header (InvalidArgument, nothing else), then its
+ * request, then readiness (Unavailable), then attests the caller.
+ *
+ * Choices where the spec leaves room:
+ * - FetchX509Bundles and FetchJWTBundles deny (PermissionDenied) a caller with
+ *   no identity, as SPIRE does without `allow_unauthenticated_verifiers`.
+ * - ValidateJWTSVID serves any attested caller, identity or not (as SPIRE): it
+ *   reveals nothing but whether a token is valid. It checks the token against
+ *   the own trust domain's keys or any federated bundle the agent holds.
+ */
+export function workloadHandlers(deps: CallDeps, streams: OpenStreams): grpc.UntypedServiceImplementation {
+  const { source, trustDomain } = deps;
+
+  /** The caller's SVIDs (default first, later duplicate hints dropped), or PermissionDenied. */
+  const svidsFor = (ctx: CallContext, selectors: Selector[]): CachedX509SVID[] => {
+    const { kept, dropped } = uniqueHints(source.x509SVIDsFor(selectors));
+    if (dropped.length > 0) ctx.log.debug({ [F.entryId]: dropped.map((s) => s.entryId) }, 'svids with a duplicate hint left out');
+    if (kept.length === 0) throw ctx.deny(NO_ENTRY_REASON);
+    return kept;
+  };
+  const federatedOf = (svids: CachedX509SVID[]) => source.federatedBundles(federatedTrustDomains(svids, trustDomain));
+
+  return {
+    FetchX509SVID: serverStream(deps, streams, 'FetchX509SVID', (ctx, selectors) => {
+      const svids = svidsFor(ctx, selectors);
+      return x509SVIDResponse(svids, source.bundle(), federatedOf(svids));
+    }),
+
+    FetchX509Bundles: serverStream(deps, streams, 'FetchX509Bundles', (ctx, selectors) =>
+      x509BundlesResponse(source.bundle(), federatedOf(svidsFor(ctx, selectors))),
+    ),
+
+    FetchJWTBundles: serverStream(deps, streams, 'FetchJWTBundles', (ctx, selectors) =>
+      jwtBundlesResponse(source.bundle(), federatedOf(svidsFor(ctx, selectors))),
+    ),
+
+    FetchJWTSVID: unary(deps, 'FetchJWTSVID', async (ctx, req: JWTSVIDRequest): Promise<JWTSVIDResponse> => {
+      ctx.checkHeader();
+      const audience = req.audience ?? [];
+      if (audience.length === 0) throw invalid('audience must be specified');
+      if (audience.some((a) => a === '')) throw invalid('audience must not contain an empty string');
+      let wanted: string | undefined;
+      if (req.spiffe_id) {
+        try {
+          wanted = parseSpiffeId(req.spiffe_id).toString();
+        } catch (e) {
+          throw invalid(`spiffe_id is invalid: ${(e as Error).message}`);
+        }
+      }
+      ctx.requireReady();
+      let svids = svidsFor(ctx, await ctx.attest());
+      if (wanted !== undefined) {
+        const match = svids.find((s) => s.spiffeId === wanted);
+        if (!match) throw ctx.deny(`caller is not entitled to ${wanted}`);
+        svids = [match];
+      }
+      // One JWT-SVID per identity, default first (as SPIRE); the source caches them per audience.
+      const minted = await Promise.all(svids.map((s) => source.fetchJWTSVID(s.entryId, audience)));
+      ctx.log.debug({ [F.spiffeId]: minted.map((m) => m.spiffeId), audience }, 'jwt-svids served');
+      return { svids: svids.map((s, i) => ({ spiffe_id: minted[i].spiffeId, svid: minted[i].token, hint: s.hint })) };
+    }),
+
+    ValidateJWTSVID: unary(deps, 'ValidateJWTSVID', async (ctx, req: ValidateJWTSVIDRequest): Promise<ValidateJWTSVIDResponse> => {
+      ctx.checkHeader();
+      if (!req.audience) throw invalid('audience must be specified');
+      if (!req.svid) throw invalid('svid must be specified');
+      ctx.requireReady();
+      await ctx.attest(); // any attested caller may validate; attesting names it in the logs
+      const keysFor = (td: string) => {
+        if (td === trustDomain) return source.bundle().jwtAuthorities;
+        return source.allFederatedBundles().find((b) => b.trustDomain === td)?.jwtAuthorities;
+      };
+      try {
+        const v = await validateJWTSVID(req.svid, { audience: req.audience, keysFor });
+        const aud = v.claims.aud;
+        return { spiffe_id: v.spiffeId, claims: toStruct({ ...v.claims, aud: Array.isArray(aud) ? aud : [aud] }) };
+      } catch (e) {
+        // The message names the failed check, never the token.
+        if (e instanceof JWTSVIDError) ctx.log.debug({ [F.reason]: e.reason }, 'jwt-svid rejected');
+        throw e;
+      }
+    }),
+
+    FetchWITSVID: unimplemented(deps, 'FetchWITSVID'),
+    FetchWITBundles: unimplemented(deps, 'FetchWITBundles'),
+  };
+}
+
+/** A streaming RPC of a profile Tessera does not serve: Unimplemented (after the header check). */
+function unimplemented(deps: CallDeps, rpc: WorkloadRPC): grpc.handleServerStreamingCall<unknown, unknown> {
+  return (call) => {
+    const ctx = new CallContext(deps, rpc, call);
+    let err = new CallError(grpc.status.UNIMPLEMENTED, 'the wit-svid profile is not supported by this agent');
+    try {
+      ctx.checkHeader();
+    } catch (e) {
+      err = e as CallError;
+    }
+    ctx.finish(err.code);
+    call.emit('error', Object.assign(new Error(err.message), { code: err.code, details: err.message }));
+  };
+}

@@ -1,0 +1,155 @@
+import * as grpc from '@grpc/grpc-js';
+import { promises as fsp } from 'fs';
+import net from 'net';
+import { dirname } from 'path';
+import { failedPrecondition } from '../../common/errors';
+import { subsystem, type Logger } from '../../common/log';
+import { parseTrustDomain } from '../../common/spiffeid/spiffe-id';
+import type { WorkloadIdentitySource } from '../manager/identity-source';
+import type { CallDeps, WorkloadAttestor } from './calls';
+import { ConnectionRegistry, type ConnectionPeerCredOps } from './connections';
+import { workloadHandlers } from './handlers';
+import { workloadService, type WorkloadRPC } from './proto';
+import { OpenStreams } from './stream';
+
+export type { WorkloadAttestor } from './calls';
+
+export interface WorkloadAPIOptions {
+  /** Unix socket path (keep it under ~100 bytes). Its directory is created if missing. */
+  socketPath: string;
+  source: WorkloadIdentitySource;
+  attestor: WorkloadAttestor;
+  /** The agent's trust domain, `example.org` or `spiffe://example.org`. */
+  trustDomain: string;
+  log: Logger;
+  /** Called once per finished call, with the RPC name and the status code name (`OK`, `PERMISSION_DENIED`, ...). */
+  onCall?: (rpc: WorkloadRPC, code: string) => void;
+  /** Peer credential and pidfd calls; default `require('@tessera/peercred')`. */
+  peercred?: ConnectionPeerCredOps;
+  /** How long close() lets connections drain before cutting them; default 5000 ms. */
+  shutdownGraceMs?: number;
+}
+
+export interface WorkloadAPIServer {
+  /** Stops accepting, ends every open stream with status OK, then closes the connections. Idempotent. */
+  close(): Promise<void>;
+  /** Server streams currently open (FetchX509SVID, FetchX509Bundles, FetchJWTBundles). */
+  streams(): number;
+  /** Connections currently open. */
+  connections(): number;
+}
+
+/** Requests are tiny; the largest is a JWT-SVID to validate (the validator stops at 16 KiB). */
+const MAX_REQUEST_BYTES = 64 * 1024;
+
+/**
+ * Serves the SPIFFE Workload API on a Unix socket. The server owns the
+ * `net.Server`: at accept it reads the caller's kernel credentials and pidfd,
+ * tags the socket with a connection id, and only then injects it into grpc-js
+ * (untouched, so the HTTP/2 preface is not lost). Each call finds its caller
+ * through `call.getPeer()` and attests it. The socket is made 0777: attestation,
+ * not file modes, decides what a caller gets.
+ *
+ * @throws TesseraError FAILED_PRECONDITION if the socket path holds something other than a socket, or a socket another process serves
+ * @example
+ * const api = await startWorkloadAPI({ socketPath, source, attestor: new UnixWorkloadAttestor(), trustDomain, log });
+ * // ...
+ * await api.close();
+ */
+export async function startWorkloadAPI(opts: WorkloadAPIOptions): Promise<WorkloadAPIServer> {
+  const log = subsystem(opts.log, 'workload_api');
+  const peercred = opts.peercred ?? (require('@tessera/peercred') as ConnectionPeerCredOps);
+  const grace = opts.shutdownGraceMs ?? 5000;
+  let closing = false;
+
+  const registry = new ConnectionRegistry(peercred, log);
+  const streams = new OpenStreams();
+  const deps: CallDeps = {
+    source: opts.source,
+    attestor: opts.attestor,
+    trustDomain: parseTrustDomain(opts.trustDomain),
+    log,
+    onCall: opts.onCall,
+    connections: registry,
+    closing: () => closing,
+  };
+  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
+  grpcServer.addService(workloadService(), workloadHandlers(deps, streams));
+  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+
+  const netServer = net.createServer((socket) => {
+    if (closing) return void socket.destroy();
+    // accept() must come first: it reads SO_PEERCRED before the fd can be reused.
+    if (registry.accept(socket)) injector.injectConnection(socket);
+  });
+  await prepareSocketPath(opts.socketPath);
+  await new Promise<void>((resolve, reject) => {
+    netServer.once('error', reject);
+    netServer.listen(opts.socketPath, () => {
+      netServer.off('error', reject);
+      resolve();
+    });
+  });
+  netServer.on('error', (err) => log.error({ err }, 'workload api listener error'));
+  await fsp.chmod(opts.socketPath, 0o777);
+  log.info({ socket: opts.socketPath }, 'workload api listening');
+
+  let closed: Promise<void> | undefined;
+  return {
+    streams: () => streams.size,
+    connections: () => registry.size,
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        const listenerClosed = new Promise<void>((resolve) => netServer.close(() => resolve()));
+        streams.endAll();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            grpcServer.forceShutdown();
+            registry.destroyAll();
+            resolve();
+          }, grace);
+          grpcServer.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        await listenerClosed;
+        log.info({ socket: opts.socketPath }, 'workload api closed');
+      })();
+      return closed;
+    },
+  };
+}
+
+/**
+ * Creates the socket's directory (0755, so any user can reach the socket) and
+ * removes a stale socket left by a previous run. Anything else at the path is
+ * refused rather than deleted (a misconfigured path must not cost a file), and
+ * so is a socket someone still serves (a second agent must not steal the first one's callers).
+ */
+async function prepareSocketPath(path: string): Promise<void> {
+  await fsp.mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  let isSocket: boolean;
+  try {
+    isSocket = (await fsp.lstat(path)).isSocket();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  if (!isSocket) throw failedPrecondition(`workload api socket path ${path} exists and is not a socket`);
+  if (await accepting(path)) throw failedPrecondition(`workload api socket ${path} is served by another process; stop it or choose another socket path`);
+  await fsp.unlink(path);
+}
+
+/** True if something accepts connections on the socket (a stale one refuses them). */
+function accepting(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,101 @@
+import * as grpc from '@grpc/grpc-js';
+import { createHash } from 'crypto';
+import type { Selector } from '../../common/selector';
+import { CallContext, toCallError, type CallDeps } from './calls';
+import { encodeResponse, type WorkloadRPC } from './proto';
+
+/** The open server streams, so close() can end each one cleanly. */
+export class OpenStreams {
+  private readonly ends = new Set<() => void>();
+
+  add(end: () => void): void {
+    this.ends.add(end);
+  }
+
+  delete(end: () => void): void {
+    this.ends.delete(end);
+  }
+
+  get size(): number {
+    return this.ends.size;
+  }
+
+  /** Ends every open stream with status OK (`call.end()`). */
+  endAll(): void {
+    for (const end of [...this.ends]) end();
+  }
+}
+
+/**
+ * Builds the complete current message for a caller with these selectors, or
+ * throws a CallError (e.g. `ctx.deny(...)` once the caller has no identity).
+ */
+export type Compose = (ctx: CallContext, selectors: Selector[]) => object;
+
+/**
+ * A server-streaming handler: checks the header, readiness and attests the
+ * caller once, sends the first message at once, then on every source change
+ * recomputes the full message and sends it only if its encoding changed. A
+ * compose error ends the stream with its status (PermissionDenied when the
+ * caller lost its last identity, as SPIRE does). The stream otherwise stays open
+ * until the client cancels or the server closes (status OK).
+ */
+export function serverStream(deps: CallDeps, streams: OpenStreams, rpc: WorkloadRPC, compose: Compose): grpc.handleServerStreamingCall<unknown, object> {
+  return (call) => {
+    const ctx = new CallContext(deps, rpc, call);
+    let done = false;
+    let unsubscribe: (() => void) | undefined;
+    let lastDigest = '';
+
+    const finish = (code: grpc.status): boolean => {
+      if (done) return false;
+      done = true;
+      unsubscribe?.();
+      streams.delete(endOk);
+      ctx.finish(code);
+      return true;
+    };
+    function endOk(): void {
+      if (finish(grpc.status.OK)) call.end();
+    }
+    const fail = (e: unknown): void => {
+      const err = toCallError(e, ctx.log);
+      // grpc-js turns an 'error' event on the stream into the call's status.
+      if (finish(err.code)) call.emit('error', Object.assign(new Error(err.message), { code: err.code, details: err.message }));
+    };
+    const publish = (selectors: Selector[]): void => {
+      const message = compose(ctx, selectors);
+      // The exact bytes the client would get: equal digests mean nothing it can see changed.
+      const digest = createHash('sha256').update(encodeResponse(rpc, message)).digest('hex');
+      if (digest === lastDigest) return;
+      lastDigest = digest;
+      call.write(message);
+    };
+
+    call.on('cancelled', () => finish(grpc.status.CANCELLED));
+    (async () => {
+      ctx.checkHeader();
+      ctx.requireReady();
+      const selectors = await ctx.attest();
+      if (done) return; // cancelled while attesting
+      ctx.requireReady(); // close() may have begun meanwhile, after it ended the open streams
+      publish(selectors);
+      streams.add(endOk);
+      let queued = false;
+      // Sources notify once per change; a burst of them in one tick costs one recompute.
+      unsubscribe = deps.source.subscribe(() => {
+        if (queued || done) return;
+        queued = true;
+        setImmediate(() => {
+          queued = false;
+          if (done) return;
+          try {
+            publish(selectors);
+          } catch (e) {
+            fail(e);
+          }
+        });
+      });
+    })().catch(fail);
+  };
+}
