@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { benchX509 } from './x509';
 import { benchJWT } from './jwt';
 import { benchAgentApi, rawSignRate } from './agent-api';
+import { benchPropagation, percentile } from './propagation';
 
 /**
  * `npm run bench`: every figure is measured in this one run and printed as
@@ -28,6 +29,12 @@ async function main(): Promise<void> {
   line('agent_api_raw_sign_per_sec', rawAvg, 0);
   line('agent_api_batch_sign_per_sec', a.svidsPerSec, 0);
   line('agent_api_batch_sign_ratio', a.svidsPerSec / rawAvg);
+  const p = await benchPropagation(Number(process.env.BENCH_ROUNDS ?? 100));
+  line('entry_create_to_stream_p50_ms', percentile(p.createMs, 50), 1);
+  line('entry_create_to_stream_p99_ms', percentile(p.createMs, 99), 1);
+  line('entry_delete_to_stream_p99_ms', percentile(p.deleteMs, 99), 1);
+  line('workload_fetch_x509_p50_ms', percentile(p.fetchMs, 50), 1);
+  line('workload_fetch_x509_p99_ms', percentile(p.fetchMs, 99), 1);
 }
 
 main().catch((e) => {

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -52,8 +52,8 @@ let roots: Buffer[];
 let dir: string;
 const managers: AgentManager[] = [];
 
-async function entryCreate(spiffePath: string, selector: string, ttl: number): Promise<string> {
-  const out = await server.cli(['--output', 'json', 'entry', 'create', '--spiffe-id', `spiffe://${TD}${spiffePath}`, '--parent-id', ALIAS, '--selector', selector, '--x509-svid-ttl', String(ttl)]);
+async function entryCreate(spiffePath: string, selector: string, ttl: number, extra: string[] = []): Promise<string> {
+  const out = await server.cli(['--output', 'json', 'entry', 'create', '--spiffe-id', `spiffe://${TD}${spiffePath}`, '--parent-id', ALIAS, '--selector', selector, '--x509-svid-ttl', String(ttl), ...extra]);
   return (JSON.parse(out) as { id: string }).id;
 }
 
@@ -114,7 +114,7 @@ test('01 attests, syncs and holds verified SVIDs for its entries', async () => {
   // A caller matching both entries gets both (the selector set is what counts, not how it was attested).
   expect(m1.x509SVIDsFor([uid(1000), uid(1002)]).map((s) => s.spiffeId).sort()).toEqual([`spiffe://${TD}/wl/a`, `spiffe://${TD}/wl/c`]);
   expect(m1.x509SVIDsFor([uid(1001)])).toEqual([]);
-  expect(m1.stats()).toMatchObject({ cachedSVIDs: 3 /* a, c and the node alias entry */ });
+  expect(m1.stats()).toMatchObject({ cachedSVIDs: 3 /* a, c and the node alias entry (it has a selector too) */ });
   expect(m1.stats().lastSyncOk).not.toBeNull();
   await waitFor('persisted cache', () => statSync(path.join(dataDir(), CACHE_FILE), { throwIfNoEntry: false }), 2000);
   expect(statSync(dataDir()).mode & 0o777).toBe(0o700);
@@ -155,7 +155,19 @@ test('02 a new entry reaches subscribers within 1 s; a deleted one disappears as
   unsubscribe();
 });
 
-test('03 SVIDs rotate before they expire, and the agent renews its own SVID', async () => {
+test('03 an entry federating with another trust domain brings that bundle along', async () => {
+  // any valid bundle document will do as the foreign one: reuse ours under another name
+  const file = path.join(dir, 'other.json');
+  writeFileSync(file, await server.cli(['bundle', 'show', '--format', 'spiffe']));
+  await server.cli(['bundle', 'set', '--id', 'other.org', '--path', file]);
+  await entryCreate('/wl/e', 'unix:uid:1004', 60, ['--federates-with', 'other.org']);
+  await waitFor('federated bundle', () => m1.federatedBundles(['spiffe://other.org']).length === 1, 3000);
+  expect(m1.allFederatedBundles().map((b) => b.trustDomain)).toEqual(['other.org']);
+  const [e] = await waitFor('svid for e', () => m1.x509SVIDsFor([uid(1004)]).length === 1 && m1.x509SVIDsFor([uid(1004)]), 3000);
+  expect(e!.federatesWith).toEqual(['other.org']);
+});
+
+test('04 SVIDs rotate before they expire, and the agent renews its own SVID', async () => {
   for (let round = 0; round < 2; round++) {
     const old = m1.x509SVIDsFor([uid(1000)])[0]!;
     const fresh = await waitFor('rotation', () => {
@@ -176,7 +188,7 @@ test('03 SVIDs rotate before they expire, and the agent renews its own SVID', as
 });
 
 let cSerial: string;
-test('04 the server stops: the manager keeps serving its cache', async () => {
+test('05 the server stops: the manager keeps serving its cache', async () => {
   cSerial = serial(m1.x509SVIDsFor([uid(1002)])[0]!.chain[0]!);
   const lastOk = m1.stats().lastSyncOk;
   await server.stop();
@@ -191,7 +203,7 @@ test('04 the server stops: the manager keeps serving its cache', async () => {
 });
 
 let m2: AgentManager;
-test('05 a manager restarted while the server is down serves the cached SVIDs at once', async () => {
+test('06 a manager restarted while the server is down serves the cached SVIDs at once', async () => {
   await m1.stop();
   const t0 = Date.now();
   // a client that could not attest anyway: the server is down and nothing must be needed from it
@@ -203,7 +215,7 @@ test('05 a manager restarted while the server is down serves the cached SVIDs at
   expect(m2.bundle().x509Authorities.length).toBeGreaterThan(0);
 });
 
-test('06 the server comes back on the same data: sync resumes', async () => {
+test('07 the server comes back on the same data: sync resumes', async () => {
   server = await startServerProcess({ dir: server.dir, config: serverConfig });
   await entryCreate('/wl/d', 'unix:uid:1003', 10);
   await waitFor('entry made while the agent was cut off', () => m2.x509SVIDsFor([uid(1003)]).length === 1, 10_000);
@@ -211,7 +223,7 @@ test('06 the server comes back on the same data: sync resumes', async () => {
   expect(m2.stats().lastSyncOk! * 1000).toBeGreaterThan(Date.now() - 5000);
 });
 
-test('07 evicted: without reattest_on_eviction it says so and keeps serving; with it, it re-attests', async () => {
+test('08 evicted: without reattest_on_eviction it says so and keeps serving; with it, it re-attests', async () => {
   const id2 = m2.agentId();
   await server.cli(['agent', 'evict', '--spiffe-id', id2]);
   await waitFor('eviction logged', () => logLines.some((l) => l.includes('"level":50') && l.includes('no longer accepts this agent') && l.includes(id2)), 8000);
@@ -227,7 +239,7 @@ test('07 evicted: without reattest_on_eviction it says so and keeps serving; wit
   await waitFor('serving after re-attestation', () => m3.x509SVIDsFor([uid(1002)]).length === 1, 5000);
 });
 
-test('08 no key material in the logs', () => {
+test('09 no key material in the logs', () => {
   const text = logLines.join('');
   for (const m of managers) {
     for (const s of m.x509SVIDsFor([uid(1000), uid(1002), uid(1003)])) expect(text).not.toContain(s.privateKeyPkcs8.toString('base64'));

@@ -1,12 +1,12 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { realpathSync, writeFileSync } from 'node:fs';
+import { realpathSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as jose from 'jose';
 import { startServerProcess, startAgentProcess, removeDir, run, type ServerProcess, type AgentProcess } from '../helpers/processes';
 import { opensslVerify, uriSan } from '../helpers/agent-identity';
 import { thirdPartyClient, securityHeader, firstMessage, unary } from '../helpers/third-party-client';
-import { splitConcatenatedDer } from '../../common/bundle/bundle';
+import { splitConcatenatedDer, x509AuthoritiesFromPem } from '../../common/bundle/bundle';
 
 /**
  * The real server and agent processes, a real Unix socket, clients under other
@@ -54,6 +54,13 @@ describe('workload attestation by kernel peer credentials', () => {
     const asNobody = await agent.cli(['fetch', 'x509'], { uid: 65534 });
     expect(asNobody.stderr).toBe('');
     expect(JSON.parse(asNobody.stdout).svids.map((s: { spiffe_id: string }) => s.spiffe_id)).toEqual([`spiffe://${td}/nobody-svc`]);
+
+    const out = path.join(agent.dir, 'written');
+    expect((await agent.cli(['fetch', 'x509', '--write', out])).code).toBe(0);
+    expect(statSync(path.join(out, 'svid.0.key')).mode & 0o777).toBe(0o600);
+    const written = x509AuthoritiesFromPem(readFileSync(path.join(out, 'svid.0.pem'), 'utf8'));
+    const writtenBundle = x509AuthoritiesFromPem(readFileSync(path.join(out, 'bundle.0.pem'), 'utf8'));
+    expect((await opensslVerify(out, written, writtenBundle, 'w')).code).toBe(0);
 
     const stranger = await agent.cli(['fetch', 'x509'], { uid: 4242 });
     expect(stranger.code).toBe(1);

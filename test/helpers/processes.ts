@@ -67,7 +67,10 @@ export async function startServerProcess(opts: { trustDomain?: string; config?: 
   proc.stderr!.pipe(logStream, { end: false });
   const ready = await new Promise<{ agent_api: string; health: string }>((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`server did not become ready in 30 s; log: ${logFile}\n${buf}`)), 30_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`server did not become ready in 30 s; log: ${logFile}\n${buf}`));
+    }, 30_000);
     proc.stdout!.on('data', (c: Buffer) => {
       buf += c.toString();
       for (const line of buf.split('\n')) {
@@ -186,7 +189,10 @@ export async function startAgentProcess(
   proc.stderr!.pipe(logStream, { end: false });
   const ready = await new Promise<{ health: string; agent_id: string }>((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`agent did not become ready in 30 s; log: ${logFile}\n${buf}`)), 30_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`agent did not become ready in 30 s; log: ${logFile}\n${buf}`));
+    }, 30_000);
     proc.stdout!.on('data', (c: Buffer) => {
       buf += c.toString();
       for (const line of buf.split('\n')) {
