@@ -3,6 +3,7 @@ import { benchX509 } from './x509';
 import { benchJWT } from './jwt';
 import { benchAgentApi, rawSignRate } from './agent-api';
 import { benchPropagation, percentile } from './propagation';
+import { benchAgent } from './agent';
 
 /**
  * `npm run bench`: every figure is measured in this one run and printed as
@@ -35,6 +36,19 @@ async function main(): Promise<void> {
   line('entry_delete_to_stream_p99_ms', percentile(p.deleteMs, 99), 1);
   line('workload_fetch_x509_p50_ms', percentile(p.fetchMs, 50), 1);
   line('workload_fetch_x509_p99_ms', percentile(p.fetchMs, 99), 1);
+  const g = await benchAgent({ rounds: 600, rssEntries: 1000, syncEntries: 10_000 });
+  const g50 = percentile(g.agentMs, 50);
+  const g99 = percentile(g.agentMs, 99);
+  const e50 = percentile(g.echoMs, 50);
+  const e99 = percentile(g.echoMs, 99);
+  line('fetch_x509_first_message_p50_ms', g50, 2);
+  line('fetch_x509_first_message_p99_ms', g99, 2);
+  line('grpc_echo_first_message_p50_ms', e50, 2);
+  line('grpc_echo_first_message_p99_ms', e99, 2);
+  line('fetch_x509_vs_echo_p50_ratio', g50 / e50);
+  line('fetch_x509_vs_echo_p99_ratio', g99 / e99);
+  line('agent_rss_mb_1000_entries', g.rssMb, 1);
+  line('agent_sync_10000_entries_seconds', g.syncSeconds, 1);
 }
 
 main().catch((e) => {

@@ -1,7 +1,8 @@
-import { X509Certificate, generateKeyPair, type KeyObject } from 'node:crypto';
+import { generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { createCSR } from '../../common/x509svid/csr';
-import type { ErrorCode } from '../../common/errors';
+import { invalidArgument, type ErrorCode } from '../../common/errors';
+import * as der from '../../common/der/der';
 import type { EntryJSON, ServerClient, X509SignResult } from '../client/server-client';
 import type { StoredSVID } from '../storage/agent-store';
 import { drawJitter, lifetimeStart, rotationTime } from './rotation';
@@ -19,10 +20,34 @@ export async function newKeyPair(): Promise<{ privateKey: KeyObject; publicKey: 
   return genKeyPair('ec', { namedCurve: 'P-256' });
 }
 
-/** Validity of a DER certificate in unix seconds. */
-export function certificateValidity(der: Buffer): { notBefore: number; notAfter: number; publicKey: KeyObject } {
-  const c = new X509Certificate(der);
-  return { notBefore: Date.parse(c.validFrom) / 1000, notAfter: Date.parse(c.validTo) / 1000, publicKey: c.publicKey };
+/**
+ * Validity (unix seconds) and SubjectPublicKeyInfo DER of a certificate, read with
+ * the strict DER reader: about 10x cheaper than building an X509Certificate and
+ * its KeyObject, which matters when 10,000 SVIDs arrive at once.
+ * @throws TesseraError INVALID_ARGUMENT for a malformed certificate
+ */
+export function certificateValidity(certDer: Buffer): { notBefore: number; notAfter: number; spki: Buffer } {
+  const cert = der.expectTLV(certDer, 0, der.TAG.SEQUENCE, 'certificate');
+  const tbs = der.expectTLV(certDer, cert.start, der.TAG.SEQUENCE, 'tbsCertificate', cert.end);
+  const f = der.readChildren(certDer, tbs);
+  const i = f[0]?.tag === 0xa0 ? 1 : 0; // optional [0] version
+  const [validity, spki] = [f[i + 3], f[i + 5]];
+  if (!validity || !spki) throw invalidArgument('der: tbsCertificate has too few fields');
+  const [nb, na] = der.readChildren(certDer, validity);
+  if (!nb || !na) throw invalidArgument('der: validity must hold two times');
+  return {
+    notBefore: der.decodeTime(certDer, nb).getTime() / 1000,
+    notAfter: der.decodeTime(certDer, na).getTime() / 1000,
+    spki: certDer.subarray(spki.offset, spki.end),
+  };
+}
+
+/** The SubjectPublicKeyInfo inside a CSR made by createCSR (its certificationRequestInfo's third field). */
+function csrSpki(csr: Buffer): Buffer {
+  const outer = der.expectTLV(csr, 0, der.TAG.SEQUENCE, 'csr');
+  const cri = der.expectTLV(csr, outer.start, der.TAG.SEQUENCE, 'certificationRequestInfo', outer.end);
+  const spki = der.readChildren(csr, cri)[2]!;
+  return csr.subarray(spki.offset, spki.end);
 }
 
 export type SignOutcome =
@@ -34,13 +59,15 @@ export interface PreparedBatch {
   entries: EntryJSON[];
   keys: Array<{ privateKey: KeyObject; publicKey: KeyObject }>;
   csrs: Buffer[];
+  /** SubjectPublicKeyInfo DER of each key, to check each certificate is for our key */
+  spkis: Buffer[];
 }
 
 /** A key pair per entry, made here (private keys never leave the node), and a CSR each. */
 export async function prepareBatch(entries: EntryJSON[]): Promise<PreparedBatch> {
   const keys = await Promise.all(entries.map(() => newKeyPair()));
   const csrs = await Promise.all(keys.map((k) => createCSR(k.privateKey, k.publicKey)));
-  return { entries, keys, csrs };
+  return { entries, keys, csrs, spkis: csrs.map(csrSpki) };
 }
 
 /**
@@ -53,28 +80,32 @@ export async function sendBatch(
   now: () => number,
   random: () => number = Math.random,
 ): Promise<SignOutcome[]> {
-  const { entries, keys, csrs } = batch;
+  const { entries, keys, csrs, spkis } = batch;
   const { results } = await client.signX509SVIDs(entries.map((e, i) => ({ entryId: e.id, csr: csrs[i]! })));
   const receivedAt = now();
   const byEntry = new Map(results.map((r) => [r.entry_id, r]));
-  return entries.map((entry, i) => outcome(entry, byEntry.get(entry.id), keys[i]!, receivedAt, random));
+  return entries.map((entry, i) => outcome(entry, byEntry.get(entry.id), keys[i]!.privateKey, spkis[i]!, receivedAt, random));
 }
 
 function outcome(
   entry: EntryJSON,
   r: X509SignResult | undefined,
-  key: { privateKey: KeyObject; publicKey: KeyObject },
+  privateKey: KeyObject,
+  spki: Buffer,
   receivedAt: number,
   random: () => number,
 ): SignOutcome {
   if (!r) return { entry, error: { code: 'INTERNAL', message: 'the server returned no result for this entry' } };
   if ('error' in r) return { entry, error: r.error };
   const chain = r.x509_svid.map((c) => Buffer.from(c, 'base64'));
-  const leaf = certificateValidity(chain[0]!);
-  // A server bug pairing our key with someone else's certificate must not reach a workload.
-  if (!leaf.publicKey.equals(key.publicKey)) {
-    return { entry, error: { code: 'INTERNAL', message: 'the server returned a certificate for a different key' } };
+  let leaf: ReturnType<typeof certificateValidity>;
+  try {
+    leaf = certificateValidity(chain[0]!);
+  } catch (e) {
+    return { entry, error: { code: 'INTERNAL', message: `the server returned an unreadable certificate: ${(e as Error).message}` } };
   }
+  // A server bug pairing our key with someone else's certificate must not reach a workload.
+  if (!leaf.spki.equals(spki)) return { entry, error: { code: 'INTERNAL', message: 'the server returned a certificate for a different key' } };
   const start = lifetimeStart(leaf.notBefore * 1000, leaf.notAfter * 1000, receivedAt);
   return {
     entry,
@@ -82,7 +113,7 @@ function outcome(
       entryId: entry.id,
       spiffeId: r.spiffe_id,
       chain,
-      keyPkcs8: key.privateKey.export({ type: 'pkcs8', format: 'der' }) as Buffer,
+      keyPkcs8: privateKey.export({ type: 'pkcs8', format: 'der' }) as Buffer,
       notBefore: leaf.notBefore,
       notAfter: leaf.notAfter,
       receivedAt,

@@ -134,3 +134,23 @@ describe('WorkloadCache', () => {
     expect(back.nextExpiry()).toBe(100_000);
   });
 });
+
+test('the selector index follows entry updates, removals and full syncs', () => {
+  const c = new WorkloadCache('td');
+  const a = entry('a', { selectors: [uid(1), { type: 'unix', value: 'gid:1' }] });
+  c.applySync(sync({ full: true, entries: [a] }));
+  c.svids.set('a', svid(a));
+  const caller = [{ type: 'unix', value: 'gid:1' }, uid(1), uid(1)];
+  expect(c.x509SVIDsFor(caller, 0).map((s) => s.entryId)).toEqual(['a']);
+  // selectors changed: the old first selector no longer finds it
+  c.applySync(sync({ entries: [entry('a', { selectors: [uid(2)], revision: 2 })] }));
+  expect(c.x509SVIDsFor(caller, 0)).toEqual([]);
+  expect(c.x509SVIDsFor([uid(2)], 0).map((s) => s.entryId)).toEqual(['a']);
+  c.applySync(sync({ full: true, entries: [] }));
+  expect(c.x509SVIDsFor([uid(2)], 0)).toEqual([]);
+  c.applySync(sync({ entries: [entry('a', { selectors: [uid(2)], revision: 3 })] }));
+  c.svids.set('a', svid(a));
+  expect(c.x509SVIDsFor([uid(2)], 0).map((s) => s.entryId)).toEqual(['a']);
+  c.applySync(sync({ removed: ['a'] }));
+  expect(c.x509SVIDsFor([uid(2)], 0)).toEqual([]);
+});

@@ -5,6 +5,8 @@ import type { StoredCache, StoredSVID } from '../storage/agent-store';
 import type { CachedX509SVID } from './identity-source';
 import { coalesceWindow } from './rotation';
 
+const selectorKey = (s: Selector) => JSON.stringify([s.type, s.value]);
+
 const sameList = (a: readonly string[], b: readonly string[]) => {
   if (a.length !== b.length) return false;
   const sa = [...a].sort();
@@ -27,8 +29,15 @@ export class WorkloadCache {
   bundleSequence?: number;
   bundle?: SpiffeBundle;
   readonly federated = new Map<string, SpiffeBundle>();
+  /** read-only outside this class: writes go through setEntry/deleteEntry to keep the index */
   readonly entries = new Map<string, EntryJSON>();
   readonly svids = new Map<string, StoredSVID>();
+  /**
+   * Entry ids by their first selector. An entry matches a caller only if all its
+   * selectors are the caller's, so its first one must be: looking up the caller's
+   * few selectors finds every candidate without scanning 10,000 entries per call.
+   */
+  private readonly byFirstSelector = new Map<string, Set<string>>();
 
   constructor(readonly trustDomain: string) {}
 
@@ -38,7 +47,7 @@ export class WorkloadCache {
     c.bundleSequence = s.bundleSequence;
     c.bundle = s.bundle;
     for (const b of s.federated) c.federated.set(b.trustDomain, b);
-    for (const e of s.entries) c.entries.set(e.id, e);
+    for (const e of s.entries) c.setEntry(e);
     // An SVID whose entry is gone would never be served; don't carry it.
     for (const v of s.svids) if (c.entries.has(v.entryId)) c.svids.set(v.entryId, v);
     return c;
@@ -70,7 +79,7 @@ export class WorkloadCache {
     for (const e of r.entries) {
       const old = this.entries.get(e.id);
       if (!old || old.revision !== e.revision || JSON.stringify(old) !== JSON.stringify(e)) changed = true;
-      this.entries.set(e.id, e);
+      this.setEntry(e);
     }
     for (const id of r.removed) changed = this.remove(id) || changed;
     this.revision = r.revision;
@@ -79,7 +88,29 @@ export class WorkloadCache {
 
   private remove(id: string): boolean {
     this.svids.delete(id);
+    const e = this.entries.get(id);
+    if (!e) return false;
+    this.unindex(e);
     return this.entries.delete(id);
+  }
+
+  private setEntry(e: EntryJSON): void {
+    const old = this.entries.get(e.id);
+    if (old) this.unindex(old);
+    this.entries.set(e.id, e);
+    if (e.selectors.length === 0) return; // matches no caller
+    const k = selectorKey(e.selectors[0]!);
+    let ids = this.byFirstSelector.get(k);
+    if (!ids) this.byFirstSelector.set(k, (ids = new Set()));
+    ids.add(e.id);
+  }
+
+  private unindex(e: EntryJSON): void {
+    if (e.selectors.length === 0) return;
+    const k = selectorKey(e.selectors[0]!);
+    const ids = this.byFirstSelector.get(k);
+    ids?.delete(e.id);
+    if (ids?.size === 0) this.byFirstSelector.delete(k);
   }
 
   /** Drops SVIDs expired at `now` (ms); returns how many. */
@@ -150,24 +181,33 @@ export class WorkloadCache {
    */
   x509SVIDsFor(callerSelectors: Selector[], now: number): CachedX509SVID[] {
     const out: CachedX509SVID[] = [];
-    for (const e of this.entries.values()) {
-      if (!this.live(e, now) || !selectorsSubsetOf(e.selectors, callerSelectors)) continue;
-      const s = this.servable(e, now);
-      if (!s) continue;
-      out.push({
-        entryId: e.id,
-        spiffeId: s.spiffeId,
-        chain: s.chain,
-        privateKeyPkcs8: s.keyPkcs8,
-        expiresAt: s.notAfter,
-        issuedAt: s.notBefore,
-        hint: e.hint,
-        selectors: e.selectors,
-        federatesWith: e.federates_with,
-        entryCreatedAt: e.created_at,
-      });
+    const seen = new Set<string>();
+    for (const sel of callerSelectors) {
+      for (const id of this.byFirstSelector.get(selectorKey(sel)) ?? []) {
+        if (seen.has(id)) continue; // the caller listed a selector twice
+        seen.add(id);
+        const e = this.entries.get(id)!;
+        if (this.live(e, now) && selectorsSubsetOf(e.selectors, callerSelectors)) this.pushServable(out, e, now);
+      }
     }
     return out.sort((a, b) => a.entryCreatedAt - b.entryCreatedAt || (a.entryId < b.entryId ? -1 : a.entryId > b.entryId ? 1 : 0));
+  }
+
+  private pushServable(out: CachedX509SVID[], e: EntryJSON, now: number): void {
+    const s = this.servable(e, now);
+    if (!s) return;
+    out.push({
+      entryId: e.id,
+      spiffeId: s.spiffeId,
+      chain: s.chain,
+      privateKeyPkcs8: s.keyPkcs8,
+      expiresAt: s.notAfter,
+      issuedAt: s.notBefore,
+      hint: e.hint,
+      selectors: e.selectors,
+      federatesWith: e.federates_with,
+      entryCreatedAt: e.created_at,
+    });
   }
 
   /** Trust domains the held entries federate with. */

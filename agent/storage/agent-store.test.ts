@@ -164,6 +164,21 @@ describe('AgentStore', () => {
     expect((await s.loadCache())!.revision).toBe(5);
   });
 
+  test('a burst of saves merges into at most two writes, the last state winning', async () => {
+    const s = await AgentStore.open(dir, pino({ level: 'silent' }), clock);
+    let encodes = 0;
+    let state = 0;
+    const saves = [];
+    for (let i = 1; i <= 10; i++) {
+      state = i;
+      saves.push(s.saveCache(() => (encodes++, { ...cache([]), revision: state })));
+      if (i === 1) await Promise.resolve().then(() => undefined); // let the first write start
+    }
+    await Promise.all(saves);
+    expect(encodes).toBeLessThanOrEqual(2);
+    expect((await s.loadCache())!.revision).toBe(10);
+  });
+
   test('peekBundle reads the cached bundle synchronously, checking the trust domain', async () => {
     const s = await AgentStore.open(dir, pino({ level: 'silent' }), clock);
     expect(AgentStore.peekBundle(dir)).toBeUndefined();

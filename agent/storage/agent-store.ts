@@ -22,8 +22,14 @@ export const CACHE_FILE = 'cache.json';
  * than not at all. Expired SVIDs are dropped on load.
  */
 export class AgentStore {
-  /** one write at a time per file, so an older snapshot can never land after a newer one */
-  private readonly queues = new Map<string, Promise<void>>();
+  /**
+   * Per file: the end of the last queued write, and a queued write not yet
+   * started. Writes run one at a time, so an older snapshot never lands after a
+   * newer one, and saves arriving while one runs merge into the single waiting
+   * write (which encodes the state when it starts), so a burst of changes costs
+   * at most two writes.
+   */
+  private readonly queues = new Map<string, { tail: Promise<void>; waiting?: { encode: () => string; done: Promise<void> } }>();
 
   private constructor(
     readonly dir: string,
@@ -79,7 +85,7 @@ export class AgentStore {
     return { ...c, svids };
   }
 
-  /** Saves a snapshot; `encode` runs when the write starts, so queued saves see fresh state. */
+  /** Saves a snapshot; a function runs when the write starts, so a queued save writes fresh state. */
   saveCache(snapshot: StoredCache | (() => StoredCache)): Promise<void> {
     return this.write(CACHE_FILE, () => encodeCache(typeof snapshot === 'function' ? snapshot() : snapshot));
   }
@@ -104,14 +110,20 @@ export class AgentStore {
   }
 
   private write(name: string, encode: () => string): Promise<void> {
-    const file = path.join(this.dir, name);
-    const prev = this.queues.get(name) ?? Promise.resolve();
-    const next = prev.then(() => writeFileAtomic(file, encode()));
-    const settled = next.catch(() => undefined);
-    this.queues.set(name, settled);
-    void settled.then(() => {
-      if (this.queues.get(name) === settled) this.queues.delete(name);
+    let q = this.queues.get(name);
+    if (!q) this.queues.set(name, (q = { tail: Promise.resolve() }));
+    if (q.waiting) {
+      q.waiting.encode = encode;
+      return q.waiting.done;
+    }
+    const job = { encode, done: Promise.resolve() };
+    const queue = q;
+    job.done = queue.tail.then(() => {
+      queue.waiting = undefined; // started: later saves queue behind this one
+      return writeFileAtomic(path.join(this.dir, name), job.encode());
     });
-    return next;
+    queue.waiting = job;
+    queue.tail = job.done.catch(() => undefined);
+    return job.done;
   }
 }

@@ -972,9 +972,13 @@ function selectorSet(v: unknown, field: string, allowEmpty = false): Selector[] 
 /** Canonical text of a selector set (JSON pairs, so "a:b"/"c" and "a"/"b:c" stay distinct). */
 const selectorsKey = (s: Selector[]): string => JSON.stringify(s.map((x) => [x.type, x.value]));
 
+/**
+ * Matched by name and code, not `instanceof`: better-sqlite3's native binding keeps
+ * the SqliteError class of the first copy of the module that loaded it, so a second
+ * module registry in the same process (jest runs one per test file) gets errors
+ * that are not instances of its own class.
+ */
 function isUnique(err: unknown): err is InstanceType<typeof BetterSqlite3.SqliteError> {
-  return (
-    err instanceof BetterSqlite3.SqliteError &&
-    (err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
-  );
+  const e = err as { name?: unknown; code?: unknown } | null;
+  return !!e && e.name === 'SqliteError' && (e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY');
 }

@@ -1,0 +1,167 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { startServerProcess, startAgentProcess, removeDir, type AgentProcess } from '../test/helpers/processes';
+import { AdminClient } from '../cli/admin-client';
+import { workloadClientConstructor } from '../agent/workloadapi/proto';
+import { percentile } from './propagation';
+
+/** Streams per client before reconnecting: nghttp2 kills a session after ~1,000 rapid cancels. */
+const PER_CLIENT = 250;
+
+/** First-message latency of a server stream: open, await one message, cancel (ms per round). */
+async function firstMessageLatencies(newClient: () => grpc.Client, open: (c: grpc.Client) => grpc.ClientReadableStream<unknown>, rounds: number): Promise<number[]> {
+  const out: number[] = [];
+  let c = newClient();
+  for (let i = 0; i < rounds; i++) {
+    if (i > 0 && i % PER_CLIENT === 0) {
+      c.close();
+      c = newClient();
+    }
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const s = open(c);
+      s.once('data', () => {
+        out.push(performance.now() - t0);
+        s.cancel();
+        resolve();
+      });
+      s.once('error', (e: grpc.ServiceError) => (e.code === grpc.status.CANCELLED ? undefined : reject(e)));
+    });
+  }
+  c.close();
+  return out.slice(Math.min(20, rounds >> 2)); // drop warm-up rounds
+}
+
+/** A bare grpc-js service on a Unix socket that answers one server-stream message of `size` bytes. */
+async function startEcho(socket: string, size: number): Promise<grpc.Server> {
+  const payload = Buffer.alloc(size, 7);
+  const server = new grpc.Server();
+  server.addService(
+    {
+      Echo: {
+        path: '/bench.Echo/Echo',
+        requestStream: false,
+        responseStream: true,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      },
+    },
+    { Echo: (call: grpc.ServerWritableStream<Buffer, Buffer>) => void call.write(payload) },
+  );
+  await new Promise<void>((res, rej) => server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
+  return server;
+}
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+function cachedSvids(agent: AgentProcess): Promise<number> {
+  return new Promise((resolve) => {
+    http
+      .get(`http://${agent.health}/metrics`, (res) => {
+        let t = '';
+        res.on('data', (c) => (t += c));
+        res.on('end', () => resolve(Number(/^tessera_agent_cached_svids (\d+)/m.exec(t)?.[1] ?? 0)));
+      })
+      .on('error', () => resolve(0));
+  });
+}
+
+async function waitCached(agent: AgentProcess, n: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await cachedSvids(agent)) < n) {
+    if (Date.now() > deadline) throw new Error(`agent did not cache ${n} SVIDs within ${timeoutMs} ms (has ${await cachedSvids(agent)})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function createEntries(admin: AdminClient, td: string, parent: string, n: number, prefix: string): Promise<void> {
+  for (let i = 0; i < n; i += 1000) {
+    const entries = [];
+    for (let j = i; j < Math.min(n, i + 1000); j++) entries.push({ spiffe_id: `spiffe://${td}/${prefix}-${j}`, parent_id: parent, selectors: [`unix:uid:${100000 + j}`] });
+    await admin.request('POST', '/v1/entries', { entries });
+  }
+}
+
+/**
+ * The agent figures of issue #3, all from real processes in one run: FetchX509SVID
+ * first-message latency from a warm cache versus a bare grpc-js service on the same
+ * kind of socket, agent RSS with 1,000 entries cached, and the time a fresh agent
+ * takes to sync (and get SVIDs for) 10,000 entries.
+ */
+export async function benchAgent(opts: { rounds: number; rssEntries: number; syncEntries: number }) {
+  const td = 'agentbench.example.org';
+  const alias = `spiffe://${td}/node/bench`;
+  const server = await startServerProcess({
+    trustDomain: td,
+    config: { log_level: 'warn', rate_limits: { attestation_per_second: 100, signing_per_second: 1_000_000 } },
+  });
+  const admin = new AdminClient(server.adminSocket);
+  const uid = process.getuid?.() ?? 0;
+  await admin.request('POST', '/v1/entries', { entries: [{ spiffe_id: `spiffe://${td}/me`, parent_id: alias, selectors: [`unix:uid:${uid}`] }] });
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-'));
+  const agents: AgentProcess[] = [];
+  try {
+    const agent = await startAgentProcess(server, { alias, config: { log_level: 'warn' } });
+    agents.push(agent);
+    await waitCached(agent, 1, 30_000);
+
+    // 1. latency: the agent (attestation per call included) vs a bare grpc-js stream with the same payload size
+    const Client = workloadClientConstructor();
+    const md = new grpc.Metadata();
+    md.set('workload.spiffe.io', 'true');
+    let size = 0;
+    const agentMs = await firstMessageLatencies(
+      () => new Client(`unix://${agent.socket}`, grpc.credentials.createInsecure()),
+      (c) => {
+        const s = (c as unknown as { FetchX509SVID: (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<unknown> }).FetchX509SVID({}, md);
+        s.once('data', (m: { svids: Array<{ x509_svid: Buffer; x509_svid_key: Buffer; bundle: Buffer }> }) => {
+          size = m.svids.reduce((a, x) => a + x.x509_svid.length + x.x509_svid_key.length + x.bundle.length + 80, 0);
+        });
+        return s;
+      },
+      opts.rounds,
+    );
+    const echoSocket = path.join(tmp, 'echo.sock');
+    const echo = await startEcho(echoSocket, size);
+    const echoMs = await firstMessageLatencies(
+      () => new grpc.Client(`unix://${echoSocket}`, grpc.credentials.createInsecure()),
+      (c) => c.makeServerStreamRequest('/bench.Echo/Echo', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0)),
+      opts.rounds,
+    );
+    echo.forceShutdown();
+
+    // 2. RSS with N entries cached
+    await createEntries(admin, td, alias, opts.rssEntries, 'rss');
+    await waitCached(agent, opts.rssEntries + 1, 120_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const rss = rssKb(agent.proc.pid!);
+
+    // 3. a fresh agent syncing M entries (creation of the entries is not timed)
+    await createEntries(admin, td, alias, opts.syncEntries - opts.rssEntries, 'sync');
+    await agent.stop();
+    const t0 = performance.now();
+    const fresh = await startAgentProcess(server, { alias, config: { log_level: 'warn' }, waitReady: false });
+    agents.push(fresh);
+    await waitCached(fresh, opts.syncEntries + 1, 300_000);
+    const syncSeconds = (performance.now() - t0) / 1000;
+    return { agentMs, echoMs, rssMb: rss / 1024, syncSeconds };
+  } finally {
+    for (const a of agents) {
+      await a.stop();
+      removeDir(a.dir);
+    }
+    await server.stop();
+    removeDir(server.dir);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+export { percentile };
