@@ -70,7 +70,8 @@ export async function startAgent(config: AgentConfig, rootLog: Logger): Promise<
   await new Promise<void>((res, rej) => health.once('error', rej).listen(config.healthBind.port, config.healthBind.host, () => res()));
   const healthAddr = health.address() as AddressInfo;
 
-  log.info(
+  // Always logged, whatever the level: scripts and tests wait for this line.
+  log.child({}, { level: 'info' }).info(
     {
       event: 'agent_ready',
       agent_id: manager.agentId(),

@@ -212,7 +212,8 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
   isReady = true;
   const agentAddr = agentServer.address() as AddressInfo;
   const healthAddr = healthServer.address() as AddressInfo;
-  log.info(
+  // Always logged, whatever the level: scripts and tests wait for this line.
+  log.child({}, { level: 'info' }).info(
     {
       event: 'server_ready',
       trust_domain: config.trustDomain,

@@ -184,7 +184,8 @@ export async function startAgentProcess(
   );
   const logFile = path.join(dir, `agent-${Date.now()}.log`);
   const logStream = createWriteStream(logFile, { flags: 'a' });
-  const proc = spawn(process.execPath, [TESSERA_BIN, 'agent', 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const agentNodeArgs = (process.env.TESSERA_TEST_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...agentNodeArgs, TESSERA_BIN, 'agent', 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
   proc.stdout!.pipe(logStream, { end: false });
   proc.stderr!.pipe(logStream, { end: false });
   const ready = await new Promise<{ health: string; agent_id: string }>((resolve, reject) => {
