@@ -131,6 +131,10 @@ export function agentApi(d: AgentApiDeps): Router {
       const deadline = Date.now() + wait * 1000;
       while (Date.now() < deadline && !ac.signal.aborted) {
         await d.changes.wait(deadline - Date.now(), ac.signal);
+        if (ac.signal.aborted) break;
+        // An eviction or ban also wakes long polls: re-check, so the agent learns at once (403).
+        const peer = (req.socket as TLSSocket & { tesseraPeer?: { agentId: string; serial: string } }).tesseraPeer!;
+        await d.nodes.authenticate(peer.agentId, peer.serial);
         sync = await d.authorizer.sync(agent, since);
         if (sync.full || sync.entries.length || sync.removed.length || (seenBundle !== undefined && seenBundle !== bundleSeq())) break;
       }

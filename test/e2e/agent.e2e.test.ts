@@ -261,6 +261,18 @@ describe('the server goes away', () => {
     expect(ids).toContain(`spiffe://${td}/after-outage`);
   });
 
+  it('an evicted agent says so clearly and keeps serving its cached SVIDs', async () => {
+    await server.cli(['agent', 'evict', '--spiffe-id', agent.agentId]);
+    let logged = false;
+    for (let i = 0; i < 100 && !logged; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      logged = /the server no longer accepts this agent \(evicted\)/.test(agent.logs());
+    }
+    expect(logged).toBe(true);
+    const r = await agent.cli(['fetch', 'x509']);
+    expect(r.code).toBe(0);
+  });
+
   it('logs no private key, join token or JWT', () => {
     const logs = agent.logs() + server.logs();
     expect(logs).not.toMatch(/PRIVATE KEY/);
