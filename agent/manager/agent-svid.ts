@@ -7,7 +7,8 @@ import type { AgentStore, StoredIdentity } from '../storage/agent-store';
 import { Backoff, type BackoffOptions } from './backoff';
 import type { Connection } from './connection';
 import { drawJitter, lifetimeStart, rotationTime } from './rotation';
-import { certificateValidity, newKeyPair } from './svid-signer';
+import { certificateValidity } from './svid-signer';
+import { newKeyPair } from './workload-key';
 import type { AttestFn, AttestedIdentity, ManagerEvent } from './types';
 
 /**
@@ -138,7 +139,7 @@ export class AgentSVID {
   /** Renews when due (half-life ± jitter, or a retry time); never throws. */
   async maybeRenew(): Promise<void> {
     const now = this.d.clock.now().getTime();
-    if (!this.current || this.renewing || this.rejected || now < this.current.rotateAt || now < this.retryAt) return;
+    if (!this.hasValidSVID(now) || this.renewing || this.rejected || now < this.current!.rotateAt || now < this.retryAt) return;
     this.renewing = this.renew().finally(() => (this.renewing = undefined));
     return this.renewing;
   }
@@ -150,8 +151,9 @@ export class AgentSVID {
 
   /** When {@link maybeRenew} next has work (ms), if ever. */
   nextDeadline(): number | undefined {
-    if (!this.current || this.rejected || this.renewing) return undefined;
-    return Math.max(this.current.rotateAt, this.retryAt);
+    // An expired SVID cannot be renewed, only replaced by attesting (the sync loop does that).
+    if (!this.hasValidSVID(this.d.clock.now().getTime()) || this.rejected || this.renewing) return undefined;
+    return Math.max(this.current!.rotateAt, this.retryAt);
   }
 
   private async renew(): Promise<void> {
@@ -170,7 +172,9 @@ export class AgentSVID {
       if (isIdentityRejected(e)) return this.reject(e);
       const delay = this.backoff.next();
       this.retryAt = this.d.clock.now().getTime() + delay;
-      this.d.log.warn({ agent_id: agentId, error: (e as Error).message, retry_ms: delay }, 'cannot renew the agent svid; will retry');
+      const fields = { agent_id: agentId, error: (e as Error).message, retry_ms: delay, failures: this.backoff.failures };
+      if (this.backoff.failures === 1) this.d.log.warn(fields, 'cannot renew the agent svid; will retry');
+      else this.d.log.debug(fields, 'cannot renew the agent svid again');
     }
   }
 

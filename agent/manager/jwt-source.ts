@@ -6,7 +6,7 @@ import type { Connection } from './connection';
 import { JWTSVIDCache, jwtCacheKey, type CachedJWTSVID } from './jwt-cache';
 import type { ManagerEvent } from './types';
 
-export interface JWTSource {
+export interface FetchedJWTSVID {
   spiffeId: string;
   token: string;
   expiresAt: number;
@@ -33,7 +33,7 @@ export class JWTSVIDs {
    * @throws TesseraError: the server's PERMISSION_DENIED or INVALID_ARGUMENT as is;
    * UNAVAILABLE for anything else when nothing unexpired is cached
    */
-  async fetch(entry: EntryJSON, audience: string[]): Promise<JWTSource> {
+  async fetch(entry: EntryJSON, audience: string[]): Promise<FetchedJWTSVID> {
     const key = jwtCacheKey(entry.spiffe_id, audience);
     const hit = this.cache.fresh(key, this.now());
     if (hit) return pick(hit);
@@ -75,4 +75,4 @@ export class JWTSVIDs {
   }
 }
 
-const pick = (v: CachedJWTSVID): JWTSource => ({ spiffeId: v.spiffeId, token: v.token, expiresAt: v.expiresAt });
+const pick = (v: CachedJWTSVID): FetchedJWTSVID => ({ spiffeId: v.spiffeId, token: v.token, expiresAt: v.expiresAt });

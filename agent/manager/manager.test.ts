@@ -91,7 +91,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const m of managers) await m.stop();
   await server?.stop();
-  if (process.env.TESSERA_DEBUG_LOG) require('node:fs').writeFileSync(process.env.TESSERA_DEBUG_LOG, logLines.join(''));
   if (server) rmSync(server.dir, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
 });
@@ -145,7 +144,6 @@ test('02 a new entry reaches subscribers within 1 s; a deleted one disappears as
   const created = Date.now();
   await waitFor('new entry', () => seenAt, 3000);
   expect(seenAt - created).toBeLessThan(1000);
-  if (process.env.TESSERA_DEBUG_LOG) console.log('propagation', seenAt - created);
 
   await server.cli(['entry', 'delete', '--entry-id', id]);
   const deleted = Date.now();

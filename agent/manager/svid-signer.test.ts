@@ -1,4 +1,7 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPublicKey, generateKeyPair } from 'node:crypto';
+import { promisify } from 'node:util';
+import { parseAndVerifyCSR } from '../../common/x509svid/csr';
+import { newKeyPair, spkiFromPkcs8 } from './workload-key';
 import { createSelfSignedCA } from '../../server/ca/ca-certificates';
 import { makeTestKey } from '../../test/helpers/x509-test-keys';
 import type { EntryJSON } from '../client/server-client';
@@ -17,11 +20,26 @@ test('certificateValidity agrees with X509Certificate', async () => {
   expect(() => certificateValidity(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]))).toThrow();
 });
 
-test('prepareBatch makes a distinct P-256 key and a CSR per entry, and knows each SPKI', async () => {
+test('prepareBatch makes a distinct P-256 key and a CSR the server accepts per entry', async () => {
   const entries = [{ id: 'a' }, { id: 'b' }] as EntryJSON[];
   const b = await prepareBatch(entries);
   expect(b.keys).toHaveLength(2);
   expect(b.keys[0]!.privateKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
   expect(b.keys[0]!.privateKey.equals(b.keys[1]!.privateKey)).toBe(false);
-  b.keys.forEach((k, i) => expect(b.spkis[i]!.equals(k.publicKey.export({ type: 'spki', format: 'der' }))).toBe(true));
+  b.keys.forEach((k, i) => {
+    const pub = createPublicKey(k.privateKey).export({ type: 'spki', format: 'der' });
+    expect(k.spki.equals(pub)).toBe(true);
+    expect(k.pkcs8.equals(k.privateKey.export({ type: 'pkcs8', format: 'der' }) as Buffer)).toBe(true);
+    // the server's own CSR parser (it verifies the signature)
+    expect(parseAndVerifyCSR(b.csrs[i]!).publicKeySpki.equals(pub)).toBe(true);
+  });
+});
+
+test('spkiFromPkcs8 reads the point of P-256 keys only', async () => {
+  const { privateKey } = await newKeyPair();
+  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' }) as Buffer;
+  expect(spkiFromPkcs8(pkcs8)!.equals(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }))).toBe(true);
+  const p384 = (await promisify(generateKeyPair)('ec', { namedCurve: 'P-384' })).privateKey.export({ type: 'pkcs8', format: 'der' }) as Buffer;
+  expect(spkiFromPkcs8(p384)).toBeUndefined();
+  expect(spkiFromPkcs8(Buffer.from('3000', 'hex'))).toBeUndefined();
 });

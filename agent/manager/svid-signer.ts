@@ -1,24 +1,12 @@
-import { generateKeyPair, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
-import { createCSR } from '../../common/x509svid/csr';
 import { invalidArgument, type ErrorCode } from '../../common/errors';
 import * as der from '../../common/der/der';
 import type { EntryJSON, ServerClient, X509SignResult } from '../client/server-client';
 import type { StoredSVID } from '../storage/agent-store';
 import { drawJitter, lifetimeStart, rotationTime } from './rotation';
+import { newWorkloadKey, workloadCSR, type WorkloadKey } from './workload-key';
 
 /** Entries per signing request (the server accepts up to 1000; smaller batches reach workloads sooner). */
 export const SIGN_BATCH = 500;
-
-const genKeyPair = promisify(generateKeyPair);
-
-/**
- * A fresh P-256 key pair. Async generation on purpose: a key made by
- * generateKeyPairSync can deadlock Node 20 when JWK-exported later (docs/pitfalls.md).
- */
-export async function newKeyPair(): Promise<{ privateKey: KeyObject; publicKey: KeyObject }> {
-  return genKeyPair('ec', { namedCurve: 'P-256' });
-}
 
 /**
  * Validity (unix seconds) and SubjectPublicKeyInfo DER of a certificate, read with
@@ -42,32 +30,21 @@ export function certificateValidity(certDer: Buffer): { notBefore: number; notAf
   };
 }
 
-/** The SubjectPublicKeyInfo inside a CSR made by createCSR (its certificationRequestInfo's third field). */
-function csrSpki(csr: Buffer): Buffer {
-  const outer = der.expectTLV(csr, 0, der.TAG.SEQUENCE, 'csr');
-  const cri = der.expectTLV(csr, outer.start, der.TAG.SEQUENCE, 'certificationRequestInfo', outer.end);
-  const spki = der.readChildren(csr, cri)[2]!;
-  return csr.subarray(spki.offset, spki.end);
-}
-
 export type SignOutcome =
   | { entry: EntryJSON; svid: StoredSVID }
   | { entry: EntryJSON; error: { code: ErrorCode | 'INTERNAL'; message: string } };
 
-/** Key pairs and CSRs for a batch, made before the request so the next batch can be prepared during the current one. */
+/** Keys and CSRs for a batch, made before the request so the next batch can be prepared during the current one. */
 export interface PreparedBatch {
   entries: EntryJSON[];
-  keys: Array<{ privateKey: KeyObject; publicKey: KeyObject }>;
+  keys: WorkloadKey[];
   csrs: Buffer[];
-  /** SubjectPublicKeyInfo DER of each key, to check each certificate is for our key */
-  spkis: Buffer[];
 }
 
-/** A key pair per entry, made here (private keys never leave the node), and a CSR each. */
+/** A key per entry, made here (private keys never leave the node), and a CSR each. */
 export async function prepareBatch(entries: EntryJSON[]): Promise<PreparedBatch> {
-  const keys = await Promise.all(entries.map(() => newKeyPair()));
-  const csrs = await Promise.all(keys.map((k) => createCSR(k.privateKey, k.publicKey)));
-  return { entries, keys, csrs, spkis: csrs.map(csrSpki) };
+  const keys = await Promise.all(entries.map(() => newWorkloadKey()));
+  return { entries, keys, csrs: keys.map(workloadCSR) };
 }
 
 /**
@@ -80,18 +57,17 @@ export async function sendBatch(
   now: () => number,
   random: () => number = Math.random,
 ): Promise<SignOutcome[]> {
-  const { entries, keys, csrs, spkis } = batch;
+  const { entries, keys, csrs } = batch;
   const { results } = await client.signX509SVIDs(entries.map((e, i) => ({ entryId: e.id, csr: csrs[i]! })));
   const receivedAt = now();
   const byEntry = new Map(results.map((r) => [r.entry_id, r]));
-  return entries.map((entry, i) => outcome(entry, byEntry.get(entry.id), keys[i]!.privateKey, spkis[i]!, receivedAt, random));
+  return entries.map((entry, i) => outcome(entry, byEntry.get(entry.id), keys[i]!, receivedAt, random));
 }
 
 function outcome(
   entry: EntryJSON,
   r: X509SignResult | undefined,
-  privateKey: KeyObject,
-  spki: Buffer,
+  key: WorkloadKey,
   receivedAt: number,
   random: () => number,
 ): SignOutcome {
@@ -105,7 +81,7 @@ function outcome(
     return { entry, error: { code: 'INTERNAL', message: `the server returned an unreadable certificate: ${(e as Error).message}` } };
   }
   // A server bug pairing our key with someone else's certificate must not reach a workload.
-  if (!leaf.spki.equals(spki)) return { entry, error: { code: 'INTERNAL', message: 'the server returned a certificate for a different key' } };
+  if (!leaf.spki.equals(key.spki)) return { entry, error: { code: 'INTERNAL', message: 'the server returned a certificate for a different key' } };
   const start = lifetimeStart(leaf.notBefore * 1000, leaf.notAfter * 1000, receivedAt);
   return {
     entry,
@@ -113,7 +89,7 @@ function outcome(
       entryId: entry.id,
       spiffeId: r.spiffe_id,
       chain,
-      keyPkcs8: privateKey.export({ type: 'pkcs8', format: 'der' }) as Buffer,
+      keyPkcs8: key.pkcs8,
       notBefore: leaf.notBefore,
       notAfter: leaf.notAfter,
       receivedAt,

@@ -97,7 +97,7 @@ describe('WorkloadCache', () => {
     c.svids.set('due', svid(es[2]!, { rotateAt: 40_000 }));
     c.svids.set('soon', svid(es[3]!, { rotateAt: 40_900 })); // within 1 s of now
     c.svids.set('dns', svid({ ...es[4]!, dns_names: [] }));
-    const due = c.dueForSigning(40_000, (id) => id === 'skipped').map((e) => e.id);
+    const due = c.dueForSigning(40_000, (e) => e.id === 'skipped').map((e) => e.id);
     expect(due.sort()).toEqual(['dns', 'due', 'missing', 'soon']);
     expect(c.signingTime(es[1]!, 40_000)).toBe(50_000);
     expect(c.signingTime(es[0]!, 40_000)).toBe(40_000);

@@ -149,11 +149,11 @@ export class WorkloadCache {
    * change, or due for renewal, counting renewals due within the coalescing
    * window so that renewals close together go out in one batch.
    */
-  dueForSigning(now: number, skip: (entryId: string) => boolean): EntryJSON[] {
+  dueForSigning(now: number, skip: (entry: EntryJSON) => boolean): EntryJSON[] {
     const due: EntryJSON[] = [];
     for (const e of this.entries.values()) {
       const t = this.signingTime(e, now);
-      if (t === undefined || skip(e.id)) continue;
+      if (t === undefined || skip(e)) continue;
       const s = this.svids.get(e.id);
       if (t <= now + (s ? coalesceWindow(s.receivedAt, s.notAfter * 1000) : 0)) due.push(e);
     }

@@ -6,7 +6,8 @@ import type { Connection } from './connection';
 import { isIdentityRejected, type AgentSVID } from './agent-svid';
 import { SIGN_BATCH, prepareBatch, sendBatch, type PreparedBatch, type SignOutcome } from './svid-signer';
 import type { ManagerEvent } from './types';
-import { svidOutdated, type WorkloadCache } from './workload-cache';
+import type { WorkloadCache } from './workload-cache';
+import type { EntryJSON } from '../client/server-client';
 
 export interface X509RotatorDeps {
   conn: Connection;
@@ -51,7 +52,8 @@ export class X509Rotator {
   private retryAt = 0;
   private failures = 0;
   private readonly backoff: Backoff;
-  private readonly itemRetry = new Map<string, { attempt: number; at: number }>();
+  /** entries the server refused, by id: retried at `at`, or at once when the entry changes */
+  private readonly itemRetry = new Map<string, { attempt: number; at: number; revision: number }>();
 
   constructor(private readonly d: X509RotatorDeps) {
     this.backoff = new Backoff(d.backoff, d.random);
@@ -88,10 +90,16 @@ export class X509Rotator {
     for (const e of this.d.cache.entries.values()) {
       const due = this.d.cache.signingTime(e, now);
       if (due === undefined) continue;
-      const at = Math.max(due, this.itemRetry.get(e.id)?.at ?? 0, this.retryAt);
+      const at = Math.max(due, this.retryAfter(e), this.retryAt);
       if (t === undefined || at < t) t = at;
     }
     return t;
+  }
+
+  /** When a refused entry may be tried again (0: now); a changed entry may be tried at once. */
+  private retryAfter(e: EntryJSON): number {
+    const r = this.itemRetry.get(e.id);
+    return r && r.revision === e.revision ? r.at : 0;
   }
 
   private async loop(): Promise<void> {
@@ -105,7 +113,7 @@ export class X509Rotator {
     const now = this.d.clock.now().getTime();
     if (!this.d.agent.hasValidSVID(now) || this.d.agent.rejected || now < this.retryAt) return;
     for (const id of this.itemRetry.keys()) if (!this.d.cache.entries.has(id)) this.itemRetry.delete(id);
-    const due = this.d.cache.dueForSigning(now, (id) => (this.itemRetry.get(id)?.at ?? 0) > now);
+    const due = this.d.cache.dueForSigning(now, (e) => this.retryAfter(e) > now);
     const chunks: typeof due[] = [];
     for (let i = 0; i < due.length; i += SIGN_BATCH) chunks.push(due.slice(i, i + SIGN_BATCH));
     let next: Promise<PreparedBatch> | undefined = chunks.length > 0 ? prepareBatch(chunks[0]!) : undefined;
@@ -142,6 +150,14 @@ export class X509Rotator {
     else this.d.log.debug(fields, 'cannot obtain x509-svids again');
   }
 
+  private retryLater(entry: EntryJSON, now: number): void {
+    const attempt = (this.itemRetry.get(entry.id)?.attempt ?? -1) + 1;
+    const { baseMs, capMs } = { ...DEFAULT_BACKOFF, ...this.d.backoff };
+    // Never sooner than a second, even when full jitter draws 0.
+    const delay = Math.max(1000, fullJitterDelay(attempt, baseMs, capMs, this.d.random));
+    this.itemRetry.set(entry.id, { attempt, at: now + delay, revision: entry.revision });
+  }
+
   private apply(outcomes: SignOutcome[]): void {
     let signed = 0;
     let rotated = 0;
@@ -151,17 +167,17 @@ export class X509Rotator {
       const entry = this.d.cache.entries.get(o.entry.id);
       if (!entry) continue; // removed while we were signing
       if ('error' in o) {
-        const attempt = (this.itemRetry.get(entry.id)?.attempt ?? -1) + 1;
-        const { baseMs, capMs } = { ...DEFAULT_BACKOFF, ...this.d.backoff };
-        // Never sooner than a second, even when full jitter draws 0.
-        const delay = Math.max(1000, fullJitterDelay(attempt, baseMs, capMs, this.d.random));
-        this.itemRetry.set(entry.id, { attempt, at: now + delay });
+        this.retryLater(entry, now);
         failed.push({ entry_id: entry.id, code: o.error.code, message: o.error.message });
         continue;
       }
-      // The entry changed while we were signing: the next round signs it again.
-      if (o.svid.spiffeId !== entry.spiffe_id || svidOutdated(o.svid, entry)) this.again = true;
-      if (o.svid.spiffeId !== entry.spiffe_id) continue;
+      if (entry !== o.entry) this.again = true; // our entry changed while signing: sign it again as it is now
+      if (o.svid.spiffeId !== entry.spiffe_id) {
+        // The server signed for another SPIFFE ID than we hold: our copy of the entry is behind (the
+        // sync will bring it) or theirs is. Either way, not servable; wait rather than loop.
+        if (entry === o.entry) this.retryLater(entry, now);
+        continue;
+      }
       if (this.d.cache.svids.has(entry.id)) rotated++;
       this.d.cache.svids.set(entry.id, o.svid);
       this.itemRetry.delete(entry.id);

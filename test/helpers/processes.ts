@@ -71,14 +71,15 @@ export async function startServerProcess(opts: { trustDomain?: string; config?: 
       proc.kill('SIGKILL');
       reject(new Error(`server did not become ready in 30 s; log: ${logFile}\n${buf}`));
     }, 30_000);
-    proc.stdout!.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       buf += c.toString();
-      for (const line of buf.split('\n')) {
-        if (!line.includes('"server_ready"')) continue;
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as { agent_api: string; health: string });
-      }
-    });
+      const line = buf.split('\n').find((l) => l.includes('"server_ready"'));
+      if (!line) return;
+      clearTimeout(timer);
+      proc.stdout!.off('data', onData); // later output only goes to the log file
+      resolve(JSON.parse(line) as { agent_api: string; health: string });
+    };
+    proc.stdout!.on('data', onData);
     proc.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`server exited with ${code} before ready:\n${buf}\n${readFileSync(logFile, 'utf8')}`));
@@ -194,14 +195,15 @@ export async function startAgentProcess(
       proc.kill('SIGKILL');
       reject(new Error(`agent did not become ready in 30 s; log: ${logFile}\n${buf}`));
     }, 30_000);
-    proc.stdout!.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       buf += c.toString();
-      for (const line of buf.split('\n')) {
-        if (!line.includes('"agent_ready"')) continue;
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as { health: string; agent_id: string });
-      }
-    });
+      const line = buf.split('\n').find((l) => l.includes('"agent_ready"'));
+      if (!line) return;
+      clearTimeout(timer);
+      proc.stdout!.off('data', onData);
+      resolve(JSON.parse(line) as { health: string; agent_id: string });
+    };
+    proc.stdout!.on('data', onData);
     proc.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`agent exited with ${code} before ready:\n${buf}`));
