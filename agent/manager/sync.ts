@@ -120,7 +120,8 @@ export class SyncLoop {
     this.bundleFetchedFor = wanted;
     const changed = !cache.bundle || !bundlesEqual(cache.bundle, b.bundle) || !sameBundles(cache.federated, b.federated);
     cache.bundle = b.bundle;
-    cache.bundleSequence = b.bundle.sequence ?? serverSequence;
+    // The server's value versions own and federated bundles together: keep it as given.
+    cache.bundleSequence = serverSequence;
     cache.federated.clear();
     for (const f of b.federated) cache.federated.set(f.trustDomain, f);
     // Later connections trust the current roots, not just the bootstrap ones.

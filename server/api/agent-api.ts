@@ -121,10 +121,23 @@ export function agentApi(d: AgentApiDeps): Router {
     const since = intParam(req.query.since, 'since');
     const wait = intParam(req.query.wait, 'wait', { min: 0, max: d.maxWaitSeconds }) ?? 0;
     const agent = { spiffeId: req.node!.spiffeId, selectors: req.node!.selectors };
-    const bundleSeq = () => d.ca.bundle().sequence ?? 0;
+    // One version for the own bundle and the federated bundles this agent's entries
+    // use, so a federated bundle update also wakes the agent (equality is all it needs).
+    const bundleSeq = async (): Promise<number> => {
+      const own = d.ca.bundle().sequence ?? 0;
+      const set = await d.authorizer.authorized(agent);
+      const tds = [...new Set(set.entries.flatMap((e) => e.federatesWith))].sort();
+      if (tds.length === 0) return own;
+      let h = 0x811c9dc5;
+      for (const td of tds) {
+        const seq = (await d.store.fetchBundle(td))?.sequence ?? -1;
+        for (const ch of `${td}:${seq};`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+      }
+      return own * 2 ** 21 + (h % 2 ** 21);
+    };
     const seenBundle = intParam(req.query.bundle_sequence, 'bundle_sequence');
     let sync = await d.authorizer.sync(agent, since);
-    if (wait > 0 && !sync.full && sync.entries.length === 0 && sync.removed.length === 0 && (seenBundle === undefined || seenBundle === bundleSeq())) {
+    if (wait > 0 && !sync.full && sync.entries.length === 0 && sync.removed.length === 0 && (seenBundle === undefined || seenBundle === (await bundleSeq()))) {
       // Long poll: hold the request until something changes or `wait` passes.
       const ac = new AbortController();
       res.on('close', () => ac.abort()); // client went away
@@ -136,7 +149,7 @@ export function agentApi(d: AgentApiDeps): Router {
         const peer = (req.socket as TLSSocket & { tesseraPeer?: { agentId: string; serial: string } }).tesseraPeer!;
         await d.nodes.authenticate(peer.agentId, peer.serial);
         sync = await d.authorizer.sync(agent, since);
-        if (sync.full || sync.entries.length || sync.removed.length || (seenBundle !== undefined && seenBundle !== bundleSeq())) break;
+        if (sync.full || sync.entries.length || sync.removed.length || (seenBundle !== undefined && seenBundle !== (await bundleSeq()))) break;
       }
       if (ac.signal.aborted) return;
     }
@@ -145,7 +158,7 @@ export function agentApi(d: AgentApiDeps): Router {
       full: sync.full,
       entries: sync.entries.map(entryToJSON),
       removed: sync.removed,
-      bundle_sequence: bundleSeq(),
+      bundle_sequence: await bundleSeq(),
     });
   });
 

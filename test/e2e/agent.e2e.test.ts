@@ -176,6 +176,27 @@ describe('streams follow entries and rotation', () => {
   });
 });
 
+describe('federated bundles', () => {
+  it('a federated bundle set on the server reaches an open bundle stream of an entry that federates with it', async () => {
+    await entry('/federating', ['unix:uid:0'], ['--federates-with', 'partner.example']);
+    const c = thirdPartyClient(agent.socket);
+    const stream = c.FetchX509Bundles({}, securityHeader());
+    const seen: string[][] = [];
+    stream.on('data', (m: { bundles: Record<string, Buffer> }) => seen.push(Object.keys(m.bundles).sort()));
+    stream.on('error', () => undefined);
+    await new Promise((r) => setTimeout(r, 1000));
+    const file = path.join(agent.dir, 'partner.json');
+    writeFileSync(file, await server.cli(['bundle', 'show', '--format', 'spiffe'])); // any valid bundle will do
+    const t0 = Date.now();
+    await server.cli(['bundle', 'set', '--id', 'partner.example', '--path', file]);
+    for (let i = 0; i < 100 && !seen.some((k) => k.includes('spiffe://partner.example')); i++) await new Promise((r) => setTimeout(r, 50));
+    stream.cancel();
+    c.close();
+    expect(seen[seen.length - 1]).toEqual([`spiffe://${td}`, 'spiffe://partner.example']);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});
+
 describe('a caller that exits mid-call', () => {
   it('gets no path-bound SVID through a socket handed to another process', async () => {
     const nodePath = realpathSync(process.execPath);
