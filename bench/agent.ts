@@ -3,6 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { startServerProcess, startAgentProcess, removeDir, type AgentProcess } from '../test/helpers/processes';
 import { AdminClient } from '../cli/admin-client';
 import { workloadClientConstructor } from '../agent/workloadapi/proto';
@@ -35,26 +36,28 @@ async function firstMessageLatencies(newClient: () => grpc.Client, open: (c: grp
   return out.slice(Math.min(20, rounds >> 2)); // drop warm-up rounds
 }
 
-/** A bare grpc-js service on a Unix socket that answers one server-stream message of `size` bytes. */
-async function startEcho(socket: string, size: number): Promise<grpc.Server> {
-  const payload = Buffer.alloc(size, 7);
-  const server = new grpc.Server();
-  server.addService(
-    {
-      Echo: {
-        path: '/bench.Echo/Echo',
-        requestStream: false,
-        responseStream: true,
-        requestSerialize: (b: Buffer) => b,
-        requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (b: Buffer) => b,
-        responseDeserialize: (b: Buffer) => b,
-      },
-    },
-    { Echo: (call: grpc.ServerWritableStream<Buffer, Buffer>) => void call.write(payload) },
-  );
-  await new Promise<void>((res, rej) => server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
-  return server;
+/**
+ * A bare grpc-js service on a Unix socket that answers one server-stream message
+ * of `size` bytes, in its own process like the agent (an in-process server would
+ * save the cross-process wake-ups the agent pays, and flatter the baseline).
+ */
+async function startEcho(socket: string, size: number): Promise<ChildProcess> {
+  const grpcPath = require.resolve('@grpc/grpc-js');
+  const script = `
+    const grpc = require(${JSON.stringify(grpcPath)});
+    const payload = Buffer.alloc(${size}, 7);
+    const id = (b) => b;
+    const server = new grpc.Server();
+    server.addService({ Echo: { path: '/bench.Echo/Echo', requestStream: false, responseStream: true,
+      requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } },
+      { Echo: (call) => void call.write(payload) });
+    server.bindAsync('unix://${socket}', grpc.ServerCredentials.createInsecure(), (e) => { if (e) throw e; process.stdout.write('ready\\n'); });`;
+  const p = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    p.stdout!.once('data', () => resolve());
+    p.once('exit', (code) => reject(new Error(`echo server exited ${code}`)));
+  });
+  return p;
 }
 
 function rssKb(pid: number): number {
@@ -136,7 +139,7 @@ export async function benchAgent(opts: { rounds: number; rssEntries: number; syn
       (c) => c.makeServerStreamRequest('/bench.Echo/Echo', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0)),
       opts.rounds,
     );
-    echo.forceShutdown();
+    echo.kill();
 
     // 2. RSS with N entries cached
     await createEntries(admin, td, alias, opts.rssEntries, 'rss');

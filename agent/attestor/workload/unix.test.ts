@@ -170,8 +170,10 @@ describe('UnixWorkloadAttestor', () => {
     const caller = { pid: 0, uid: 1000, gid: 1000, pidfd: -1 };
     expect(texts(await attestor.attest(caller))).toEqual(kernelOnly(1000, 1000, 'alice', 'staff'));
     writeFileSync(passwdFile, 'bobby:x:1000:1000::/home/bob:/bin/sh\n');
+    await new Promise((r) => setTimeout(r, 550)); // the files are checked at most every 500 ms
     expect(texts(await attestor.attest(caller))).toContain('unix:user:bobby');
     rmSync(groupFile);
+    await new Promise((r) => setTimeout(r, 550));
     const r = await attestor.attest({ ...caller, gid: 7 });
     expect(texts(r)).toEqual(['unix:gid:7', 'unix:uid:1000', 'unix:user:bobby']);
     expect(r.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^cannot read .*group \(ENOENT\)/)]));

@@ -263,11 +263,19 @@ class IdNames {
   private cached?: { key: string; names: Map<number, string> };
   constructor(private readonly file: string) {}
 
+  private checkedAt = -Infinity;
+
   name(id: number, warnings: string[]): string | undefined {
     try {
-      const st = statSync(this.file, { bigint: true });
-      const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
-      if (this.cached?.key !== key) this.cached = { key, names: parseIdFile(readFileSync(this.file, 'utf8')) };
+      // stat at most every 500 ms: it runs several times per call otherwise, and
+      // an edited passwd/group file is still picked up within half a second.
+      const now = performance.now();
+      if (!this.cached || now - this.checkedAt >= 500) {
+        const st = statSync(this.file, { bigint: true });
+        const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+        if (this.cached?.key !== key) this.cached = { key, names: parseIdFile(readFileSync(this.file, 'utf8')) };
+        this.checkedAt = now;
+      }
       return this.cached.names.get(id);
     } catch (e) {
       warnings.push(`cannot read ${this.file} (${errCode(e)}); names skipped`);
