@@ -4,9 +4,11 @@ import { AdminClient, adminSocketPath } from './admin-client';
 import { stdoutOut, type OutputFormat } from './output';
 import { registerEntryCommands } from './entry-commands';
 import { registerAdminCommands } from './admin-commands';
+import { registerAuthorityCommands } from './authority-commands';
 import { registerServerCommands } from './server-commands';
 import { registerAgentRunCommands } from './agent-run-commands';
 import { registerAgentApiCommands } from './agent-api-commands';
+import { registerFederationCommands } from './federation-commands';
 
 /**
  * `tessera`: one binary with the verbs SPIRE operators know (`server run`,
@@ -32,8 +34,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   registerServerCommands(program, env);
   registerEntryCommands(program, client, out);
   const agent = registerAdminCommands(program, client, out);
+  registerAuthorityCommands(program, client, out);
   registerAgentRunCommands(agent, env, out);
   registerAgentApiCommands(agent, env, out);
+  registerFederationCommands(program, client, out);
 
   try {
     await program.parseAsync(argv);

@@ -20,7 +20,7 @@ it('merges file < env < flags and applies defaults', () => {
   );
   expect(c.trustDomain).toBe('env.org');
   expect(c.bind).toEqual({ host: '127.0.0.1', port: 9100 });
-  expect(c.ca).toEqual({ keyType: 'ec-p384', ttl: 86400, organization: 'Tessera' });
+  expect(c.ca).toEqual({ keyType: 'ec-p384', ttl: 86400, organization: 'Tessera', rotationInterval: 10 });
   expect(c.dataDir).toBe(dir);
   expect(c.datastorePath).toBe(path.join(dir, 'datastore.sqlite3'));
   expect(c.rateLimits).toEqual({ attestationPerSecond: 1, signingPerSecond: 500 });
@@ -43,4 +43,10 @@ it('reports a malformed file and warns about SVID TTLs above ca.ttl / 6', () => 
   expect(loadServerConfig({ trustDomain: 'ok.org' }, {}).warnings).toEqual([]);
   const c = loadServerConfig({ config: file({ trust_domain: 'ok.org', ca: { ttl: 7200 } }) }, {});
   expect(c.warnings).toEqual([expect.stringMatching(/exceeds ca\.ttl \/ 6/)]);
+});
+
+it('checks for key rotation every ca.ttl / 60 seconds (at most 10 s) unless ca.rotation_interval says otherwise', () => {
+  expect(loadServerConfig({ config: file({ trust_domain: 'ok.org', ca: { ttl: 60 }, default_x509_svid_ttl: 10 }) }, {}).ca.rotationInterval).toBe(1);
+  expect(loadServerConfig({ config: file({ trust_domain: 'ok.org', ca: { ttl: 3600, rotation_interval: 0.5 } }) }, {}).ca.rotationInterval).toBe(0.5);
+  expect(() => loadServerConfig({ config: file({ trust_domain: 'ok.org', ca: { rotation_interval: 0 } }) }, {})).toThrow(/ca\.rotation_interval/);
 });

@@ -1,12 +1,14 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { boolish, hostPort, logLevel, overlayEnv, overlayFlags, parseConfig, readConfigFile, trustDomainField, seconds } from '../common/config/load';
+import { defaultRotationInterval } from './ca/rotation';
 
 /**
  * Server configuration. The file is JSON with snake_case keys (the names below);
  * env variables and flags override it. See README "Server configuration".
  */
 const keyType = z.enum(['ec-p256', 'ec-p384', 'rsa-2048']);
+const profile = z.enum(['https_web', 'https_spiffe']);
 
 const schema = z
   .object({
@@ -23,6 +25,8 @@ const schema = z
         key_type: keyType.default('ec-p256'),
         ttl: seconds(24 * 3600),
         organization: z.string().min(1).max(64).default('Tessera'),
+        /** seconds between key rotation checks (fractions allowed); default min(ttl / 60, 10) */
+        rotation_interval: z.coerce.number().positive().max(3600).optional(),
       })
       .default({ key_type: 'ec-p256', ttl: 24 * 3600, organization: 'Tessera' }),
     jwt: z
@@ -58,9 +62,66 @@ const schema = z
       })
       .default({ attestation_per_second: 1, signing_per_second: 500 }),
     agent_sync_max_wait: seconds(30),
+    // --- federation and OIDC discovery (issue #4) ---
+    federation: z
+      .object({
+        bundle_endpoint: z
+          .object({
+            bind: hostPort,
+            profile: profile.default('https_spiffe'),
+            /** https_web only: the serving certificate chain and key (PEM) */
+            cert_file: z.string().min(1).optional(),
+            key_file: z.string().min(1).optional(),
+          })
+          .strict()
+          .optional(),
+        /** extra roots (PEM) trusted for https_web endpoints besides Node's default CAs */
+        web_ca_file: z.string().min(1).optional(),
+        /** floor of the polling interval whatever a foreign bundle's refresh hint says */
+        min_refresh_hint: seconds(30),
+        /** relationships created (or brought up to date) at start, keyed by foreign trust domain */
+        federates_with: z
+          .record(
+            z.string(),
+            z
+              .object({
+                bundle_endpoint_url: z.string().min(1),
+                profile,
+                endpoint_spiffe_id: z.string().min(1).optional(),
+                /** bootstrap bundle (SPIFFE JSON), stored only when none is stored yet */
+                bundle_file: z.string().min(1).optional(),
+              })
+              .strict(),
+          )
+          .default({}),
+      })
+      .strict()
+      .optional(),
+    oidc: z
+      .object({
+        bind: hostPort,
+        issuer: z.string().url(),
+        /** serve HTTPS with these (PEM); without them HTTP, for tests or behind a TLS proxy */
+        cert_file: z.string().min(1).optional(),
+        key_file: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
+    const be = c.federation?.bundle_endpoint;
+    if (be && (be.profile === 'https_web') !== !!(be.cert_file && be.key_file)) {
+      const message = be.profile === 'https_web' ? 'https_web needs cert_file and key_file' : 'https_spiffe serves the server SVID; remove cert_file and key_file';
+      ctx.addIssue({ code: 'custom', path: ['federation', 'bundle_endpoint'], message });
+    }
+    if (c.oidc && !!c.oidc.cert_file !== !!c.oidc.key_file) {
+      ctx.addIssue({ code: 'custom', path: ['oidc'], message: 'give both cert_file and key_file, or neither' });
+    }
+    // The discovery document's issuer must be the `iss` of every JWT-SVID, or relying parties reject them.
+    if (c.oidc && c.jwt.issuer !== undefined && c.jwt.issuer !== c.oidc.issuer) {
+      ctx.addIssue({ code: 'custom', path: ['jwt', 'issuer'], message: `must equal oidc.issuer (${c.oidc.issuer}) or be left out` });
+    }
     // SPIRE's hasCompatibleTTL: SVIDs longer than CA TTL / 6 get cut short near rotation.
     if (c.default_x509_svid_ttl > c.ca.ttl) {
       ctx.addIssue({ code: 'custom', path: ['default_x509_svid_ttl'], message: `must not exceed ca.ttl (${c.ca.ttl}s)` });
@@ -78,7 +139,8 @@ export interface ServerConfig {
   logLevel: string;
   keyManager: 'disk' | 'memory';
   datastorePath: string;
-  ca: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; ttl: number; organization: string };
+  /** rotationInterval: seconds between key rotation checks */
+  ca: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; ttl: number; organization: string; rotationInterval: number };
   jwt: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; issuer?: string };
   defaultX509SvidTtl: number;
   defaultJwtSvidTtl: number;
@@ -89,6 +151,15 @@ export interface ServerConfig {
   nodeAttestors: { joinToken: boolean; x509pop?: { caBundleFile: string } };
   rateLimits: { attestationPerSecond: number; signingPerSecond: number };
   agentSyncMaxWait: number;
+  /** issue #4; absent when the file has no `federation` section */
+  federation?: {
+    bundleEndpoint?: { bind: { host: string; port: number }; profile: 'https_web' | 'https_spiffe'; certFile?: string; keyFile?: string };
+    webCaFile?: string;
+    minRefreshHint: number;
+    relationships: Array<{ trustDomain: string; bundleEndpointUrl: string; profile: 'https_web' | 'https_spiffe'; endpointSpiffeId?: string; bundleFile?: string }>;
+  };
+  /** issue #4: OIDC discovery listener; jwt.issuer is set to oidc.issuer */
+  oidc?: { bind: { host: string; port: number }; issuer: string; certFile?: string; keyFile?: string };
   /** non-fatal findings (e.g. TTLs that will be truncated), logged at start */
   warnings: string[];
 }
@@ -136,6 +207,9 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Se
       `default_x509_svid_ttl (${c.default_x509_svid_ttl}s) exceeds ca.ttl / 6 (${maxUntruncated}s): SVIDs minted late in a CA's life will be cut short at its expiry`,
     );
   }
+  if (c.oidc?.issuer.startsWith('http:')) {
+    warnings.push(`oidc.issuer ${c.oidc.issuer} is http: cloud providers and most relying parties require an https issuer`);
+  }
   return Object.freeze({
     trustDomain: c.trust_domain,
     dataDir,
@@ -145,8 +219,13 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Se
     logLevel: c.log_level,
     keyManager: c.key_manager,
     datastorePath: path.resolve(dataDir, c.datastore.path ?? 'datastore.sqlite3'),
-    ca: { keyType: c.ca.key_type, ttl: c.ca.ttl, organization: c.ca.organization },
-    jwt: { keyType: c.jwt.key_type, issuer: c.jwt.issuer },
+    ca: {
+      keyType: c.ca.key_type,
+      ttl: c.ca.ttl,
+      organization: c.ca.organization,
+      rotationInterval: c.ca.rotation_interval ?? defaultRotationInterval(c.ca.ttl),
+    },
+    jwt: { keyType: c.jwt.key_type, issuer: c.jwt.issuer ?? c.oidc?.issuer },
     defaultX509SvidTtl: c.default_x509_svid_ttl,
     defaultJwtSvidTtl: c.default_jwt_svid_ttl,
     agentSvidTtl: c.agent_svid_ttl,
@@ -167,6 +246,35 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Se
       signingPerSecond: c.rate_limits.signing_per_second,
     },
     agentSyncMaxWait: c.agent_sync_max_wait,
+    federation: c.federation && federationConfig(c.federation),
+    oidc: c.oidc && {
+      bind: c.oidc.bind,
+      issuer: c.oidc.issuer,
+      certFile: c.oidc.cert_file && path.resolve(c.oidc.cert_file),
+      keyFile: c.oidc.key_file && path.resolve(c.oidc.key_file),
+    },
     warnings,
   });
+}
+
+function federationConfig(f: NonNullable<ServerFileConfig['federation']>): NonNullable<ServerConfig['federation']> {
+  const be = f.bundle_endpoint;
+  return {
+    bundleEndpoint: be && {
+      bind: be.bind,
+      profile: be.profile,
+      certFile: be.cert_file && path.resolve(be.cert_file),
+      keyFile: be.key_file && path.resolve(be.key_file),
+    },
+    webCaFile: f.web_ca_file && path.resolve(f.web_ca_file),
+    minRefreshHint: f.min_refresh_hint,
+    // Trust domains and URLs are checked at start by the same code as the admin API's.
+    relationships: Object.entries(f.federates_with).map(([trustDomain, r]) => ({
+      trustDomain,
+      bundleEndpointUrl: r.bundle_endpoint_url,
+      profile: r.profile,
+      endpointSpiffeId: r.endpoint_spiffe_id,
+      bundleFile: r.bundle_file && path.resolve(r.bundle_file),
+    })),
+  };
 }

@@ -19,6 +19,8 @@ import type { KeyManager } from './keymanager/keymanager';
 import { MemoryKeyManager } from './keymanager/memory';
 import { DiskKeyManager } from './keymanager/disk';
 import { CAManager } from './ca/ca-manager';
+import { SVIDLedger } from './ca/svid-ledger'; // issue #4: key rotation
+import { authorityApi } from './api/authority-api';
 import { DiskUpstreamAuthority } from './ca/upstream-disk';
 import { JoinTokenAttestor } from './attestor/node/join-token';
 import { X509PopAttestor } from './attestor/node/x509pop';
@@ -29,6 +31,10 @@ import { ChangeFeed } from './registration/change-feed';
 import { agentApi } from './api/agent-api';
 import { adminApi } from './api/admin-api';
 import { createServerMetrics } from './telemetry';
+// issue #4: federation and OIDC discovery
+import { startFederation, type Federation } from './federation/federation';
+import { federationApi } from './api/federation-api';
+import { startOIDCDiscovery } from './oidc/discovery';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
@@ -38,6 +44,9 @@ export interface RunningServer {
   agentApi: AddressInfo;
   health: AddressInfo;
   adminSocket: string;
+  /** issue #4: set when federation.bundle_endpoint / oidc are configured */
+  bundleEndpoint?: AddressInfo;
+  oidc?: AddressInfo;
   store: DataStore;
   ca: CAManager;
   close(): Promise<void>;
@@ -74,6 +83,9 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
     log: subsystem(rootLog, 'ca'),
     upstream,
   });
+  // issue #4: rotate keys on a timer; record each SVID's signer (what a tainted key's revoke waits for)
+  ca.startRotation(config.ca.rotationInterval);
+  const ledger = new SVIDLedger({ store, now });
   const caGauges = () => {
     metrics.caExpiry.set({ kind: 'x509' }, ca.x509NotAfter());
     metrics.caExpiry.set({ kind: 'jwt' }, ca.jwtNotAfter());
@@ -91,7 +103,7 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
   ca.onBundleChange(() => changes.notify());
   const serverId = `spiffe://${config.trustDomain}${SERVER_PATH}`;
   const authorizer = new EntryAuthorizer(store, serverId, now);
-  const nodes = new NodeService({ store, ca, attestors, agentSvidTtl: config.agentSvidTtl, log: subsystem(rootLog, 'node_attestation'), metrics, now });
+  const nodes = new NodeService({ store, ca, attestors, agentSvidTtl: config.agentSvidTtl, log: subsystem(rootLog, 'node_attestation'), metrics, now, ledger });
 
   // --- agent API: HTTPS with our own SVID; client certs verified against the bundle ---
   const tlsOptions = async () => {
@@ -123,6 +135,7 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
       attestationPerSecond: config.rateLimits.attestationPerSecond,
       signingPerSecond: config.rateLimits.signingPerSecond,
       maxWaitSeconds: config.agentSyncMaxWait,
+      ledger,
     }),
   );
   const agentServer = https.createServer(
@@ -140,9 +153,11 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
   );
   agentServer.keepAliveTimeout = 65_000;
   agentServer.headersTimeout = 70_000;
+  let federation: Federation | undefined; // issue #4, started below
   const refreshTls = async () => {
     tls = await tlsOptions();
     agentServer.setSecureContext({ key: tls.key.export({ format: 'pem', type: 'pkcs8' }), cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2' } as never);
+    federation?.serverSvidRotated(); // issue #4: an https_spiffe bundle endpoint serves the server SVID
     log.info({ [F.expiresAt]: tls.expiresAt }, 'server svid rotated');
   };
   ca.onBundleChange(() => void refreshTls().catch((err) => log.error({ err }, 'server svid rotation failed')));
@@ -154,6 +169,26 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
   chmodSync(adminDir, 0o770);
   await removeStaleSocket(config.adminSocket);
   let isReady = false;
+
+  // --- issue #4: federation (fetcher always; bundle endpoint when configured) and OIDC discovery ---
+  federation = await startFederation({
+    config,
+    store,
+    bundle: () => ca.bundle(),
+    serverSvid: () => ({ key: tls.key, cert: tls.cert }),
+    notify: () => changes.notify(),
+    log: rootLog,
+  });
+  const oidc = config.oidc
+    ? await startOIDCDiscovery({
+        bind: config.oidc.bind,
+        issuer: config.oidc.issuer,
+        tls: config.oidc.certFile ? { cert: readFileSync(config.oidc.certFile, 'utf8'), key: readFileSync(config.oidc.keyFile!, 'utf8') } : undefined,
+        bundle: () => ca.bundle(),
+        log: subsystem(rootLog, 'oidc'),
+      })
+    : undefined;
+
   const adminApp = express();
   adminApp.disable('x-powered-by');
   adminApp.use(
@@ -169,6 +204,10 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
       defaultJwtSvidTtl: config.defaultJwtSvidTtl,
       now,
       ready: () => isReady,
+      extraRouters: [
+        authorityApi({ ca, ledger }), // issue #4: tessera authority ...
+        federationApi({ trustDomain: config.trustDomain, store, fetcher: federation.fetcher, notify: () => changes.notify(), log: subsystem(rootLog, 'admin_api') }),
+      ],
     }),
   );
   const adminServer = http.createServer(adminApp);
@@ -199,6 +238,7 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
     try {
       const pruned = await store.pruneRegistrationEntries(now());
       await store.pruneJoinTokens(now());
+      await ledger.prune();
       if (pruned > 0) {
         audit(log, 'entries_pruned', { count: pruned });
         changes.notify();
@@ -220,6 +260,8 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
       agent_api: `${agentAddr.address}:${agentAddr.port}`,
       health: `${healthAddr.address}:${healthAddr.port}`,
       admin_socket: config.adminSocket,
+      bundle_endpoint: federation.bundleEndpoint && `${federation.bundleEndpoint.address}:${federation.bundleEndpoint.port}`,
+      oidc: oidc && `${oidc.address.address}:${oidc.address.port}`,
       data_dir: config.dataDir,
       bundle_sequence: ca.bundle().sequence,
     },
@@ -231,6 +273,8 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
     agentApi: agentAddr,
     health: healthAddr,
     adminSocket: config.adminSocket,
+    bundleEndpoint: federation.bundleEndpoint,
+    oidc: oidc?.address,
     store,
     ca,
     async close() {
@@ -238,7 +282,9 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
       closed = true;
       isReady = false;
       for (const t of timers) clearTimeout(t);
+      await ca.stop();
       changes.notify();
+      await Promise.all([federation?.close(), oidc?.close()]); // issue #4
       await Promise.all([agentServer, adminServer, healthServer].map(closeServer));
       await store.close();
       log.info('server stopped');

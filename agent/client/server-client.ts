@@ -38,6 +38,8 @@ export interface EntrySyncResponse {
   entries: EntryJSON[];
   removed: string[];
   bundle_sequence: number;
+  /** keys an operator tainted: X.509 CA subject key identifiers (hex) and JWT kids (absent from older servers) */
+  tainted_authorities?: { x509: string[]; jwt: string[] };
 }
 
 export type X509SignResult =

@@ -7,6 +7,7 @@ import type { AgentStore, StoredIdentity } from '../storage/agent-store';
 import { Backoff, type BackoffOptions } from './backoff';
 import type { Connection } from './connection';
 import { drawJitter, lifetimeStart, rotationTime } from './rotation';
+import { taintedRotateAt } from './taint';
 import { certificateValidity } from './svid-signer';
 import { newKeyPair } from './workload-key';
 import type { AttestFn, AttestedIdentity, ManagerEvent } from './types';
@@ -142,6 +143,19 @@ export class AgentSVID {
     if (!this.hasValidSVID(now) || this.renewing || this.rejected || now < this.current!.rotateAt || now < this.retryAt) return;
     this.renewing = this.renew().finally(() => (this.renewing = undefined));
     return this.renewing;
+  }
+
+  /**
+   * Moves the renewal to a jittered time within the taint spread when `tainted`
+   * says the CA that signed the current SVID was tainted. @returns whether it moved
+   */
+  expedite(tainted: (leaf: Buffer) => boolean, now: number): boolean {
+    const c = this.current;
+    if (!c || !tainted(c.chain[0]!)) return false;
+    const at = taintedRotateAt(c.rotateAt, c.notBefore * 1000, c.notAfter * 1000, now, this.d.random);
+    if (at >= c.rotateAt) return false;
+    c.rotateAt = at;
+    return true;
   }
 
   /** Resolves when no renewal is in flight. */

@@ -48,6 +48,17 @@ export class JWTSVIDCache {
     while (this.items.size > this.max) this.items.delete(this.items.keys().next().value!);
   }
 
+  /** Drops every cached token `pred` selects; returns how many. */
+  deleteWhere(pred: (v: CachedJWTSVID) => boolean): number {
+    let n = 0;
+    for (const [k, v] of this.items) {
+      if (!pred(v)) continue;
+      this.items.delete(k);
+      n++;
+    }
+    return n;
+  }
+
   get size(): number {
     return this.items.size;
   }

@@ -56,6 +56,11 @@ export class JWTSVIDs {
     }
   }
 
+  /** Forgets cached tokens `tainted` selects (signed by a tainted key): the next fetch mints anew. */
+  dropWhere(tainted: (token: string) => boolean): number {
+    return this.cache.deleteWhere((v) => tainted(v.token));
+  }
+
   private async mint(entry: EntryJSON, audience: string[], key: string): Promise<CachedJWTSVID> {
     const gen = this.d.conn.generation;
     const call = () => this.d.conn.client.mintJWTSVID(entry.id, audience);

@@ -16,6 +16,8 @@ import { WorkloadCache } from './workload-cache';
 import { X509Rotator } from './x509-rotator';
 import { Wakeups } from './wakeups';
 import { Notifier } from './notifier';
+import { TaintState } from './taint';
+import type { EntrySyncResponse } from '../client/server-client';
 
 /** Longest wait between a change and saving it. */
 const MAX_PERSIST_DELAY_MS = 5000;
@@ -39,6 +41,7 @@ export class AgentManager implements WorkloadIdentitySource {
   private readonly jwt: JWTSVIDs;
   private readonly wake: Wakeups;
   private readonly notifier: Notifier;
+  private readonly taint = new TaintState();
   private stopped = false;
   private restored: boolean;
   private synced = false;
@@ -89,7 +92,7 @@ export class AgentManager implements WorkloadIdentitySource {
       backoff: new Backoff(opts.backoff, random),
       waitSeconds: opts.syncWaitSeconds ?? 30,
       sleep: (ms) => this.wake.sleep(ms),
-      onApplied: (changed) => this.applied(changed),
+      onApplied: (changed, r) => this.applied(changed, r),
       onBundleChanged: () => this.changed(),
     });
     this.jwt = new JWTSVIDs({ conn: this.conn, log, clock, onEvent });
@@ -194,11 +197,31 @@ export class AgentManager implements WorkloadIdentitySource {
     return this.agent.agentId ?? '';
   }
 
-  private applied(changed: boolean): void {
+  private applied(changed: boolean, r: EntrySyncResponse): void {
     this.synced = true;
+    this.applyTaint(r);
     this.rotator.serverReachable();
     this.rotator.kick(); // also after an outage: renewals that failed go out now
     if (changed) this.changed();
+  }
+
+  /**
+   * The server's tainted authorities: SVIDs (ours and the workloads') signed by a
+   * tainted CA are renewed within a jittered spread; cached JWT-SVIDs signed by a
+   * tainted key are dropped, so the next fetch gets one signed by the active key.
+   * Runs on every sync while anything is tainted, to catch SVIDs that arrived meanwhile.
+   */
+  private applyTaint(r: EntrySyncResponse): void {
+    const changed = this.taint.update(r.tainted_authorities);
+    if (this.taint.empty) return;
+    const now = this.now();
+    const random = this.opts.random ?? Math.random;
+    const svids = this.taint.expedite(this.cache.svids.values(), now, random);
+    const own = this.agent.expedite((leaf) => this.taint.taintedLeaf(leaf), now);
+    const jwts = this.jwt.dropWhere((token) => this.taint.taintedJWT(token));
+    if (changed || svids > 0 || own || jwts > 0) {
+      this.log.info({ tainted: r.tainted_authorities, svids, agent_svid: own, jwt_svids_dropped: jwts }, 'tainted authorities: re-issuing what they signed');
+    }
   }
 
   private attested(agentIdChanged: boolean, bundle: SpiffeBundle): void {

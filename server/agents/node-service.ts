@@ -7,6 +7,7 @@ import type { AttestedNode, DataStore } from '../datastore/datastore';
 import type { CAManager, MintedX509 } from '../ca/ca-manager';
 import type { AttestationResult, NodeAttestor } from '../attestor/node/node-attestor';
 import type { ServerMetrics } from '../telemetry';
+import { SVIDLedger } from '../ca/svid-ledger';
 
 /** Serials compare as lower-case hex without leading zeros (TLS and the minter format them differently). */
 export const normSerial = (s: string) => s.toLowerCase().replace(/^0+/, '') || '0';
@@ -45,6 +46,8 @@ export class NodeService {
       log: Logger;
       metrics: ServerMetrics;
       now: () => number;
+      /** records which CA signed each agent SVID (dependents of a tainted CA) */
+      ledger?: Pick<SVIDLedger, 'record'>;
     },
   ) {}
 
@@ -125,6 +128,7 @@ export class NodeService {
         banned: false,
       });
     }
+    await this.recordIssued(r.agentId, svid);
     this.deps.metrics.attestations.inc({ type, result: 'ok' });
     this.deps.metrics.svidsIssued.inc({ type: 'agent_x509', api: 'agent' });
     audit(this.deps.log, 'node_attested', {
@@ -165,9 +169,14 @@ export class NodeService {
     const { publicKeySpki } = parseAndVerifyCSR(csrDer);
     const svid = this.deps.ca.mintX509SVID({ spiffeId: node.spiffeId, publicKeySpki, ttl: this.deps.agentSvidTtl });
     await this.deps.store.updateAttestedNode(node.spiffeId, { newSerialNumber: normSerial(svid.serialHex), newExpiresAt: svid.expiresAt });
+    await this.recordIssued(node.spiffeId, svid);
     this.deps.metrics.svidsIssued.inc({ type: 'agent_x509', api: 'agent' });
     audit(this.deps.log, 'agent_svid_renewed', { [F.agentId]: node.spiffeId, [F.serial]: svid.serialHex, [F.expiresAt]: svid.expiresAt });
     return svid;
+  }
+
+  private recordIssued(agentId: string, svid: MintedX509): Promise<void> | undefined {
+    return this.deps.ledger?.record([{ holder: SVIDLedger.agentHolder(agentId), authorityId: svid.authorityId, expiresAt: svid.expiresAt }]);
   }
 
   private sweep(): void {

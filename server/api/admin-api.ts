@@ -26,6 +26,8 @@ export interface AdminApiDeps {
   defaultJwtSvidTtl: number;
   now: () => number;
   ready: () => boolean;
+  /** more admin routes (federation, issue #4), mounted before the 404 handler so errors map the same way */
+  extraRouters?: Router[];
 }
 
 const MAX_BATCH = 1000;
@@ -284,6 +286,7 @@ export function adminApi(d: AdminApiDeps): Router {
     res.json({ spiffe_id: spiffeId, token: out.token, expires_at: out.expiresAt });
   });
 
+  for (const extra of d.extraRouters ?? []) r.use(extra);
   r.use((_req, _res) => {
     throw notFound('no such admin API route');
   });

@@ -15,6 +15,7 @@ import type { ChangeFeed } from '../registration/change-feed';
 import { entryToJSON } from '../registration/entry-input';
 import { AGENT_PATH_PREFIX } from '../attestor/node/node-attestor';
 import type { ServerMetrics } from '../telemetry';
+import { SVIDLedger } from '../ca/svid-ledger';
 import { RateLimiter } from './rate-limit';
 import { body, derField, errorHandler, intParam } from './http';
 
@@ -34,6 +35,8 @@ export interface AgentApiDeps {
   attestationPerSecond: number;
   signingPerSecond: number;
   maxWaitSeconds: number;
+  /** records which authority signed each SVID, to count what still depends on a tainted key */
+  ledger?: Pick<SVIDLedger, 'record'>;
 }
 
 type AgentRequest = Request & { node?: AttestedNode };
@@ -46,7 +49,7 @@ const chainJSON = (s: MintedX509) => ({ x509_svid: s.chain.map((c) => c.toString
  *   POST /agent/v1/attest                  {type, payload, csr}      → svid or challenge
  *   POST /agent/v1/attest/response         {challenge_id, response}  → svid
  *   POST /agent/v1/renew                   {csr}                     → svid
- *   GET  /agent/v1/entries?since=R&wait=S                            → {revision, full, entries, removed}
+ *   GET  /agent/v1/entries?since=R&wait=S                            → {revision, full, entries, removed, bundle_sequence, tainted_authorities}
  *   POST /agent/v1/x509-svids              {requests:[{entry_id, csr}]} → {results:[...]}
  *   POST /agent/v1/jwt-svids               {entry_id, audience:[...], ttl?} → {spiffe_id, token, expires_at}
  *   GET  /agent/v1/bundle                                            → {bundle, federated_bundles}
@@ -159,6 +162,9 @@ export function agentApi(d: AgentApiDeps): Router {
       entries: sync.entries.map(entryToJSON),
       removed: sync.removed,
       bundle_sequence: await bundleSeq(),
+      // Keys being phased out after a suspected compromise: agents re-issue what they signed.
+      // A taint bumps the bundle sequence, so long polls return with this at once.
+      tainted_authorities: d.ca.taintedAuthorities(),
     });
   });
 
@@ -171,6 +177,7 @@ export function agentApi(d: AgentApiDeps): Router {
     signLimit.take(agentId, reqs.length);
     const set = await d.authorizer.authorized({ spiffeId: agentId, selectors: req.node!.selectors });
     const issued: Array<{ entry_id: string; spiffe_id: string; serial: string }> = [];
+    const ledger: Array<{ holder: string; authorityId: string; expiresAt: number }> = [];
     const denied: string[] = [];
     const results = reqs.map((item: unknown, i: number) => {
       const entryId = (item as { entry_id?: unknown } | null)?.entry_id;
@@ -189,12 +196,14 @@ export function agentApi(d: AgentApiDeps): Router {
           ttl: entry.x509SvidTtl || d.defaultX509SvidTtl,
         });
         issued.push({ entry_id: entry.id, spiffe_id: entry.spiffeId, serial: svid.serialHex });
+        ledger.push({ holder: SVIDLedger.x509Holder(agentId, entry.id), authorityId: svid.authorityId, expiresAt: svid.expiresAt });
         return { entry_id: entryId, spiffe_id: entry.spiffeId, ...chainJSON(svid) };
       } catch (e) {
         if (!(e instanceof TesseraError)) throw e;
         return { entry_id: typeof entryId === 'string' ? entryId : null, error: { code: e.code, message: e.message } };
       }
     });
+    await d.ledger?.record(ledger);
     if (issued.length) {
       d.metrics.svidsIssued.inc({ type: 'x509', api: 'agent' }, issued.length);
       audit(log, 'x509_svids_issued', { [F.agentId]: agentId, count: issued.length, svids: issued });
@@ -225,6 +234,7 @@ export function agentApi(d: AgentApiDeps): Router {
     }
     const ttl = intParam(b.ttl, 'ttl', { min: 1, max: 86400 }) ?? (entry.jwtSvidTtl || d.defaultJwtSvidTtl);
     const out = d.ca.mintJWTSVID({ spiffeId: entry.spiffeId, audience: aud as string[], ttl });
+    await d.ledger?.record([{ holder: SVIDLedger.jwtHolder(agentId, entry.id, aud as string[]), authorityId: out.authorityId, expiresAt: out.expiresAt }]);
     d.metrics.svidsIssued.inc({ type: 'jwt', api: 'agent' });
     audit(log, 'jwt_svid_issued', { [F.agentId]: agentId, [F.entryId]: entry.id, [F.spiffeId]: entry.spiffeId, audience: aud, [F.expiresAt]: out.expiresAt });
     res.json({ spiffe_id: entry.spiffeId, token: out.token, expires_at: out.expiresAt });

@@ -43,11 +43,11 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-it('creates a root and a JWT key, publishes them with sequence 1, and mints to the profile', async () => {
+it('creates a root and a JWT key, publishes each before use (never an empty bundle), and mints to the profile', async () => {
   const store = SqliteDataStore.open(path.join(dir, 'db.sqlite3'));
   const ca = await CAManager.start({ config, keyManager: new MemoryKeyManager(), store, log });
   const b = ca.bundle();
-  expect(b.sequence).toBe(1);
+  expect(b.sequence).toBe(2); // the root, then the JWT key
   expect(b.refreshHint).toBe(120);
   expect(b.x509Authorities).toHaveLength(1);
   expect(b.jwtAuthorities).toHaveLength(1);
@@ -100,7 +100,7 @@ it('with the memory key manager a restart makes a new CA, keeping the old root p
   store = SqliteDataStore.open(dbPath);
   const second = await CAManager.start({ config, keyManager: new MemoryKeyManager(), store, log });
   const b = second.bundle();
-  expect(b.sequence).toBe(2);
+  expect(b.sequence).toBe(4); // a new root, then a new JWT key
   expect(b.x509Authorities).toHaveLength(2);
   expect(b.x509Authorities).toContainEqual(oldRoot);
   expect(b.jwtAuthorities).toHaveLength(2);

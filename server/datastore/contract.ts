@@ -596,6 +596,109 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
       });
     });
 
+    describe('issued SVIDs by signer (issue #4)', () => {
+      it('upserts by holder, counts unexpired records per authority and prunes expired ones', async () => {
+        await s.recordIssuedSVIDs([
+          { holder: 'x509 a1 e1', authorityId: 'ca-1', expiresAt: 100 },
+          { holder: 'x509 a1 e2', authorityId: 'ca-1', expiresAt: 200 },
+          { holder: 'agent a1', authorityId: 'ca-1', expiresAt: 300 },
+        ]);
+        expect(await s.countIssuedSVIDs('ca-1', 50)).toBe(3);
+        expect(await s.countIssuedSVIDs('ca-1', 150)).toBe(2); // expired records do not count
+        // re-issued by another authority: the holder no longer depends on ca-1
+        await s.recordIssuedSVIDs([{ holder: 'x509 a1 e2', authorityId: 'ca-2', expiresAt: 400 }]);
+        expect(await s.countIssuedSVIDs('ca-1', 150)).toBe(1);
+        expect(await s.countIssuedSVIDs('ca-2', 150)).toBe(1);
+        expect(await s.countIssuedSVIDs('ca-3', 0)).toBe(0);
+        expect(await s.pruneIssuedSVIDs(300)).toBe(2);
+        expect(await s.countIssuedSVIDs('ca-1', 0)).toBe(0);
+        expect(await s.countIssuedSVIDs('ca-2', 0)).toBe(1);
+        await s.recordIssuedSVIDs([]);
+      });
+
+      it('rejects a malformed record and stores none of the batch', async () => {
+        await expectCode(
+          s.recordIssuedSVIDs([
+            { holder: 'ok', authorityId: 'ca-1', expiresAt: 1 },
+            { holder: '', authorityId: 'ca-1', expiresAt: 1 },
+          ]),
+          'INVALID_ARGUMENT',
+        );
+        expect(await s.countIssuedSVIDs('ca-1', 0)).toBe(0);
+      });
+    });
+
+    describe('federation relationships', () => {
+      const web = { trustDomain: 'b.example.org', bundleEndpointUrl: 'https://b.example.org/bundle', profile: 'https_web' as const, endpointSpiffeId: null };
+      const spiffe = {
+        trustDomain: 'a.example.org',
+        bundleEndpointUrl: 'https://a.example.org:8443',
+        profile: 'https_spiffe' as const,
+        endpointSpiffeId: 'spiffe://a.example.org/tessera/server',
+      };
+
+      it('creates, fetches, lists (by trust domain), updates and deletes', async () => {
+        const b = await s.createFederationRelationship(web);
+        expect(b).toEqual({ ...web, createdAt: b.createdAt, updatedAt: b.createdAt, lastRefreshAt: null, lastError: null });
+        const a = await s.createFederationRelationship(spiffe);
+        expect(await s.fetchFederationRelationship('b.example.org')).toEqual(b);
+        expect(await s.fetchFederationRelationship('c.example.org')).toBeUndefined();
+        expect(await s.listFederationRelationships()).toEqual([a, b]);
+
+        const status = await s.updateFederationRelationship('b.example.org', { lastRefreshAt: 1_700_000_000, lastError: 'connection refused' });
+        expect(status).toEqual({ ...b, lastRefreshAt: 1_700_000_000, lastError: 'connection refused' });
+        const cleared = await s.updateFederationRelationship('b.example.org', { lastError: null });
+        expect(cleared.lastError).toBeNull();
+        expect(cleared.lastRefreshAt).toBe(1_700_000_000);
+        const moved = await s.updateFederationRelationship('b.example.org', {
+          profile: 'https_spiffe',
+          endpointSpiffeId: 'spiffe://b.example.org/bundle-server',
+          bundleEndpointUrl: 'https://bundles.b.example.org',
+        });
+        expect(moved).toMatchObject({ profile: 'https_spiffe', endpointSpiffeId: 'spiffe://b.example.org/bundle-server', bundleEndpointUrl: 'https://bundles.b.example.org' });
+
+        expect(await s.deleteFederationRelationship('b.example.org')).toEqual(moved);
+        expect(await s.listFederationRelationships()).toEqual([a]);
+        await expectCode(s.deleteFederationRelationship('b.example.org'), 'NOT_FOUND');
+        await expectCode(s.updateFederationRelationship('b.example.org', { lastError: 'x' }), 'NOT_FOUND');
+      });
+
+      it('refuses a duplicate trust domain', async () => {
+        await s.createFederationRelationship(web);
+        await expectCode(s.createFederationRelationship({ ...web, bundleEndpointUrl: 'https://other.example.org' }), 'ALREADY_EXISTS');
+      });
+
+      it('keeps the trust domain bundle when the relationship is deleted', async () => {
+        await s.createFederationRelationship(web);
+        const bundle = await s.setBundle({ trustDomain: 'b.example.org', document: bundleDoc(4), sequence: 4 });
+        await s.deleteFederationRelationship('b.example.org');
+        expect(await s.fetchBundle('b.example.org')).toEqual(bundle);
+      });
+
+      it('rejects a bad profile, url, trust domain or an endpoint id that does not fit the profile, writing nothing', async () => {
+        await expectCode(s.createFederationRelationship({ ...web, profile: 'http' as never }), 'INVALID_ARGUMENT');
+        await expectCode(s.createFederationRelationship({ ...web, bundleEndpointUrl: 'http://b.example.org' }), 'INVALID_ARGUMENT');
+        await expectCode(s.createFederationRelationship({ ...web, trustDomain: 'spiffe://b.example.org' }), 'INVALID_ARGUMENT');
+        await expectCode(s.createFederationRelationship({ ...web, endpointSpiffeId: 'spiffe://b.example.org/x' }), 'INVALID_ARGUMENT');
+        await expectCode(s.createFederationRelationship({ ...spiffe, endpointSpiffeId: null }), 'INVALID_ARGUMENT');
+        await expectCode(s.createFederationRelationship({ ...spiffe, endpointSpiffeId: 'a.example.org/x' }), 'INVALID_ARGUMENT');
+        expect(await s.listFederationRelationships()).toEqual([]);
+        await s.createFederationRelationship(spiffe);
+        await expectCode(s.updateFederationRelationship('a.example.org', { profile: 'https_web' }), 'INVALID_ARGUMENT');
+        await expectCode(s.updateFederationRelationship('a.example.org', { trustDomain: 'c.example.org' } as never), 'INVALID_ARGUMENT');
+        await expectCode(s.updateFederationRelationship('a.example.org', { lastRefreshAt: -1 }), 'INVALID_ARGUMENT');
+        expect((await s.fetchFederationRelationship('a.example.org'))?.profile).toBe('https_spiffe');
+      });
+
+      it('survives a restart (skipped without reopen)', async () => {
+        if (!ctx.reopen) return;
+        const a = await s.createFederationRelationship(spiffe);
+        await s.close();
+        s = await ctx.reopen();
+        expect(await s.listFederationRelationships()).toEqual([a]);
+      });
+    });
+
     describe('restart', () => {
       it('keeps every kind of data and continues the revision (skipped without reopen)', async () => {
         if (!ctx.reopen) return;

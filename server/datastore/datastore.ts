@@ -131,6 +131,46 @@ export interface CAJournalEntry {
   updatedAt: number;
 }
 
+/** How a bundle endpoint is authenticated (SPIFFE Federation, section 5). */
+export type FederationProfile = 'https_web' | 'https_spiffe';
+
+/**
+ * A federation relationship: this server polls `bundleEndpointUrl` for the bundle
+ * of `trustDomain`. The fetched bundle is stored with setBundle under that trust
+ * domain (never merged with another).
+ */
+export interface FederationRelationship {
+  trustDomain: string; // bare name, never this server's own
+  bundleEndpointUrl: string; // https, no userinfo
+  profile: FederationProfile;
+  /** https_spiffe: the SPIFFE ID the endpoint's X.509-SVID must carry; https_web: null */
+  endpointSpiffeId: string | null;
+  createdAt: number;
+  /** last change of the configuration fields above (not of the refresh status) */
+  updatedAt: number;
+  lastRefreshAt: number | null;
+  /** message of the last failed fetch; null after a success */
+  lastError: string | null;
+}
+
+export type NewFederationRelationship = Pick<FederationRelationship, 'trustDomain' | 'bundleEndpointUrl' | 'profile' | 'endpointSpiffeId'>;
+
+/** Fields that may be changed; absent = unchanged. Refresh status changes leave updatedAt alone. */
+export type FederationRelationshipUpdate = Partial<
+  Pick<FederationRelationship, 'bundleEndpointUrl' | 'profile' | 'endpointSpiffeId' | 'lastRefreshAt' | 'lastError'>
+>;
+
+/**
+ * An SVID the server issued, by holder (see server/ca/svid-ledger.ts): the latest
+ * record of a holder replaces the previous one (issue #4, revoke's dependents).
+ */
+export interface IssuedSVID {
+  holder: string;
+  /** ca_journal slot id of the signer */
+  authorityId: string;
+  expiresAt: number;
+}
+
 export interface DataStore {
   // --- registration entries ---
   createRegistrationEntry(e: NewRegistrationEntry): Promise<RegistrationEntry>;
@@ -179,6 +219,25 @@ export interface DataStore {
   putCAJournalEntry(e: Omit<CAJournalEntry, 'createdAt' | 'updatedAt'>): Promise<CAJournalEntry>;
   listCAJournal(kind?: 'x509' | 'jwt'): Promise<CAJournalEntry[]>;
   deleteCAJournalEntry(id: string): Promise<void>;
+
+  // --- federation relationships (issue #4) ---
+  /** ALREADY_EXISTS if one exists for the trust domain; INVALID_ARGUMENT when endpointSpiffeId does not fit the profile. */
+  createFederationRelationship(r: NewFederationRelationship): Promise<FederationRelationship>;
+  fetchFederationRelationship(trustDomain: string): Promise<FederationRelationship | undefined>;
+  /** All relationships, ordered by trust domain. */
+  listFederationRelationships(): Promise<FederationRelationship[]>;
+  /** NOT_FOUND if there is none. */
+  updateFederationRelationship(trustDomain: string, u: FederationRelationshipUpdate): Promise<FederationRelationship>;
+  /** NOT_FOUND if there is none. The trust domain's stored bundle is kept. */
+  deleteFederationRelationship(trustDomain: string): Promise<FederationRelationship>;
+
+  // --- issued SVIDs by signer (issue #4, key rotation) ---
+  /** Upserts by holder, all or none, in one transaction. */
+  recordIssuedSVIDs(items: IssuedSVID[]): Promise<void>;
+  /** Records naming `authorityId` with expiresAt > now. */
+  countIssuedSVIDs(authorityId: string, now: number): Promise<number>;
+  /** Deletes records with expiresAt <= now; returns how many. */
+  pruneIssuedSVIDs(now: number): Promise<number>;
 
   close(): Promise<void>;
 }

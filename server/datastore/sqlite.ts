@@ -10,9 +10,14 @@ import type {
   CAJournalEntry,
   DataStore,
   EntryEvent,
+  FederationProfile,
+  FederationRelationship,
+  FederationRelationshipUpdate,
+  IssuedSVID,
   JoinToken,
   ListEntriesQuery,
   ListNodesQuery,
+  NewFederationRelationship,
   NewRegistrationEntry,
   Page,
   RegistrationEntry,
@@ -442,6 +447,101 @@ export class SqliteDataStore implements DataStore {
     const revision = this.bump();
     this.st.deleteEntry.run(old.id); // entry_selectors go by ON DELETE CASCADE
     this.event(revision, old.id, 'delete', old.spiffe_id, old.parent_id, null, null, ts);
+  }
+
+  // ===== federation relationships (issue #4; statements and validation at the end of the file) =====
+
+  private fedStmts?: ReturnType<typeof prepareFederationStatements>;
+  /** Prepared on first use, so this section needs no change to the constructor. */
+  private get fed(): ReturnType<typeof prepareFederationStatements> {
+    return (this.fedStmts ??= prepareFederationStatements(this.db));
+  }
+
+  async createFederationRelationship(r: NewFederationRelationship): Promise<FederationRelationship> {
+    obj(r, 'federation relationship');
+    const v = normalizeFederation({ ...r }, trustDomainName(r.trustDomain, 'trustDomain'));
+    return this.run(() => {
+      const ts = this.ts();
+      try {
+        return toFederation(this.fed.insert.get({ ...v, created_at: ts, updated_at: ts }) as FederationRow);
+      } catch (err) {
+        throw isUnique(err) ? alreadyExists(`a federation relationship with ${v.trust_domain} already exists`) : err;
+      }
+    });
+  }
+
+  async fetchFederationRelationship(trustDomain: string): Promise<FederationRelationship | undefined> {
+    str(trustDomain, 'trustDomain');
+    return this.run(() => {
+      const row = this.fed.fetch.get(trustDomain) as FederationRow | undefined;
+      return row && toFederation(row);
+    });
+  }
+
+  async listFederationRelationships(): Promise<FederationRelationship[]> {
+    return this.run(() => (this.fed.list.all() as FederationRow[]).map(toFederation));
+  }
+
+  async updateFederationRelationship(trustDomain: string, u: FederationRelationshipUpdate): Promise<FederationRelationship> {
+    str(trustDomain, 'trustDomain');
+    const patch = checkPatch(u, FEDERATION_UPDATABLE, 'federation relationship');
+    return this.write(() => {
+      const old = this.fed.fetch.get(trustDomain) as FederationRow | undefined;
+      if (!old) throw notFound(`federation relationship with ${trustDomain} not found`);
+      const merged = { ...toFederation(old), ...patch };
+      const v = normalizeFederation(merged, trustDomain);
+      const configChanged = ['bundleEndpointUrl', 'profile', 'endpointSpiffeId'].some((k) => k in patch);
+      return toFederation(
+        this.fed.update.get({
+          ...v,
+          updated_at: configChanged ? this.ts() : old.updated_at,
+          last_refresh_at: merged.lastRefreshAt === null ? null : nonNegInt(merged.lastRefreshAt, 'lastRefreshAt'),
+          last_error: merged.lastError === null ? null : str(merged.lastError, 'lastError'),
+        }) as FederationRow,
+      );
+    });
+  }
+
+  async deleteFederationRelationship(trustDomain: string): Promise<FederationRelationship> {
+    str(trustDomain, 'trustDomain');
+    return this.run(() => {
+      const row = this.fed.remove.get(trustDomain) as FederationRow | undefined;
+      if (!row) throw notFound(`federation relationship with ${trustDomain} not found`);
+      return toFederation(row);
+    });
+  }
+
+  // ===== issued SVIDs by signer (issue #4, key rotation; statements at the end of the file) =====
+
+  private issuedStmts?: ReturnType<typeof prepareIssuedSVIDStatements>;
+  /** Prepared on first use, so this section needs no change to the constructor. */
+  private get issued(): ReturnType<typeof prepareIssuedSVIDStatements> {
+    return (this.issuedStmts ??= prepareIssuedSVIDStatements(this.db));
+  }
+
+  // synchronous=NORMAL, like entries: losing the last records in a power cut only undercounts
+  // SVIDs that are re-issued within their lifetime anyway.
+  async recordIssuedSVIDs(items: IssuedSVID[]): Promise<void> {
+    if (!Array.isArray(items)) throw invalidArgument('items must be an array');
+    const rows = items.map((it, i) => {
+      obj(it, `items[${i}]`);
+      return { holder: str(it.holder, `items[${i}].holder`), authority_id: str(it.authorityId, `items[${i}].authorityId`), expires_at: nonNegInt(it.expiresAt, `items[${i}].expiresAt`) };
+    });
+    if (rows.length === 0) return;
+    await this.write(() => {
+      for (const r of rows) this.issued.upsert.run(r);
+    });
+  }
+
+  async countIssuedSVIDs(authorityId: string, now: number): Promise<number> {
+    str(authorityId, 'authorityId');
+    nonNegInt(now, 'now');
+    return this.run(() => (this.issued.count.get(authorityId, now) as { n: number }).n);
+  }
+
+  async pruneIssuedSVIDs(now: number): Promise<number> {
+    nonNegInt(now, 'now');
+    return this.run(() => this.issued.prune.run(now).changes);
   }
 }
 
@@ -981,4 +1081,76 @@ const selectorsKey = (s: Selector[]): string => JSON.stringify(s.map((x) => [x.t
 function isUnique(err: unknown): err is InstanceType<typeof BetterSqlite3.SqliteError> {
   const e = err as { name?: unknown; code?: unknown } | null;
   return !!e && e.name === 'SqliteError' && (e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY');
+}
+
+// ===== federation relationships: statements, rows, validation =====
+
+function prepareFederationStatements(db: Db) {
+  const p = (sql: string): Stmt => db.prepare(sql);
+  return {
+    insert: p(`INSERT INTO federation_relationships (trust_domain, bundle_endpoint_url, profile, endpoint_spiffe_id,
+      created_at, updated_at) VALUES (@trust_domain, @bundle_endpoint_url, @profile, @endpoint_spiffe_id,
+      @created_at, @updated_at) RETURNING *`),
+    fetch: p('SELECT * FROM federation_relationships WHERE trust_domain = ?'),
+    list: p('SELECT * FROM federation_relationships ORDER BY trust_domain'),
+    update: p(`UPDATE federation_relationships SET bundle_endpoint_url = @bundle_endpoint_url, profile = @profile,
+      endpoint_spiffe_id = @endpoint_spiffe_id, updated_at = @updated_at, last_refresh_at = @last_refresh_at,
+      last_error = @last_error WHERE trust_domain = @trust_domain RETURNING *`),
+    remove: p('DELETE FROM federation_relationships WHERE trust_domain = ? RETURNING *'),
+  };
+}
+
+interface FederationRow {
+  trust_domain: string;
+  bundle_endpoint_url: string;
+  profile: FederationProfile;
+  endpoint_spiffe_id: string | null;
+  created_at: number;
+  updated_at: number;
+  last_refresh_at: number | null;
+  last_error: string | null;
+}
+
+const toFederation = (r: FederationRow): FederationRelationship => ({
+  trustDomain: r.trust_domain,
+  bundleEndpointUrl: r.bundle_endpoint_url,
+  profile: r.profile,
+  endpointSpiffeId: r.endpoint_spiffe_id,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  lastRefreshAt: r.last_refresh_at,
+  lastError: r.last_error,
+});
+
+const PROFILES = ['https_web', 'https_spiffe'] as const;
+const FEDERATION_UPDATABLE = new Set(['bundleEndpointUrl', 'profile', 'endpointSpiffeId', 'lastRefreshAt', 'lastError']);
+
+/**
+ * The store's own checks (the admin API checks URLs and IDs more closely): an
+ * https URL, a known profile, and an endpoint SPIFFE ID exactly when the profile
+ * is https_spiffe.
+ */
+function normalizeFederation(
+  r: Pick<FederationRelationship, 'bundleEndpointUrl' | 'profile' | 'endpointSpiffeId'>,
+  trustDomain: string,
+) {
+  const url = str(r.bundleEndpointUrl, 'bundleEndpointUrl');
+  if (!url.startsWith('https://')) throw invalidArgument('bundleEndpointUrl must be an https:// url');
+  const profile = oneOf(r.profile, PROFILES, 'profile');
+  const id = r.endpointSpiffeId === null || r.endpointSpiffeId === undefined ? null : spiffeID(r.endpointSpiffeId, 'endpointSpiffeId');
+  if ((profile === 'https_spiffe') !== (id !== null)) {
+    throw invalidArgument(profile === 'https_spiffe' ? 'endpointSpiffeId is required for https_spiffe' : 'endpointSpiffeId must be null for https_web');
+  }
+  return { trust_domain: trustDomain, bundle_endpoint_url: url, profile, endpoint_spiffe_id: id };
+}
+
+// ===== issued SVIDs by signer: statements =====
+
+function prepareIssuedSVIDStatements(db: Db) {
+  return {
+    upsert: db.prepare(`INSERT INTO issued_svids (holder, authority_id, expires_at) VALUES (@holder, @authority_id, @expires_at)
+      ON CONFLICT (holder) DO UPDATE SET authority_id = excluded.authority_id, expires_at = excluded.expires_at`),
+    count: db.prepare('SELECT count(*) AS n FROM issued_svids WHERE authority_id = ? AND expires_at > ?'),
+    prune: db.prepare('DELETE FROM issued_svids WHERE expires_at <= ?'),
+  };
 }

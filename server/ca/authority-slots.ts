@@ -1,0 +1,234 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../../common/log';
+import { F, audit } from '../../common/log';
+import { TesseraError, failedPrecondition, notFound } from '../../common/errors';
+import type { SpiffeBundle } from '../../common/bundle/bundle';
+import type { CAJournalEntry, DataStore } from '../datastore/datastore';
+import type { KeyManager, KeyType, ManagedKey } from '../keymanager/keymanager';
+import { nextRotationAction, type RotationAction, type SlotView } from './rotation';
+
+/** The journal fields a new slot's material fills in. */
+export type NewSlot = Pick<CAJournalEntry, 'certificateDer' | 'upstreamChainDer' | 'publicJwk' | 'kid' | 'notBefore' | 'notAfter'>;
+
+/** What differs between X.509 CA slots and JWT key slots. */
+export interface SlotMaterial<S> {
+  kind: 'x509' | 'jwt';
+  keyType: KeyType;
+  /** certificate or JWK for a freshly generated key */
+  create(key: ManagedKey, now: number): Promise<NewSlot>;
+  /** a signer over an active slot */
+  signer(slot: CAJournalEntry, key: ManagedKey): S;
+  /** the id relying parties see: X.509 subject key identifier (hex) or JWT kid */
+  keyId(slot: CAJournalEntry): string;
+}
+
+export interface AuthoritySlotsDeps<S> {
+  material: SlotMaterial<S>;
+  store: DataStore;
+  keyManager: KeyManager;
+  log: Logger;
+  /** publishes the bundle recomputed from the journal; `force` bumps its sequence even if the keys are unchanged */
+  publish(opts?: { force?: boolean }): Promise<SpiffeBundle>;
+  /** whether the slot's key is part of `bundle` (an upstream-signed intermediate always is, through its root) */
+  inBundle(slot: CAJournalEntry, bundle: SpiffeBundle): boolean;
+}
+
+/** Upper bound of actions per step: a step after a long downtime may retire, drop, prepare and activate. */
+const MAX_ACTIONS_PER_STEP = 16;
+
+/**
+ * One kind of signing authority (the X.509 CA or the JWT key) as journal slots:
+ * prepared → active → retired (→ tainted → revoked) → pruned. The journal is the
+ * truth: every change is written (synchronous=FULL) before it takes effect, and
+ * a slot is made active only once the bundle published from the journal holds
+ * its key, so a server killed at any point restarts into a state where nothing
+ * was ever signed by an unpublished key. Not reentrant: the CA manager runs one
+ * operation at a time.
+ */
+export class AuthoritySlots<S> {
+  private slots: CAJournalEntry[] = [];
+  private readonly keys = new Map<string, ManagedKey>();
+  private activeSigner?: { id: string; signer: S };
+
+  constructor(private readonly d: AuthoritySlotsDeps<S>) {}
+
+  get kind(): 'x509' | 'jwt' {
+    return this.d.material.kind;
+  }
+
+  /** The signer of the active slot, if there is one. */
+  get active(): S | undefined {
+    return this.activeSigner?.signer;
+  }
+
+  /** Journal rows of this kind, oldest first. */
+  list(): readonly CAJournalEntry[] {
+    return this.slots;
+  }
+
+  keyId(slot: CAJournalEntry): string {
+    return this.d.material.keyId(slot);
+  }
+
+  /** Re-reads the journal and the keys of the slots that may sign; rebuilds the active signer. */
+  async load(): Promise<void> {
+    this.slots = await this.d.store.listCAJournal(this.kind);
+    for (const s of this.slots) {
+      if ((s.state === 'active' || s.state === 'prepared') && !this.keys.has(s.id)) {
+        const key = await this.d.keyManager.getKey(s.keyId);
+        if (key) this.keys.set(s.id, key);
+      }
+    }
+    for (const id of this.keys.keys()) if (!this.slots.some((s) => s.id === id)) this.keys.delete(id);
+    const actives = this.slots.filter((s) => s.state === 'active' && this.keys.has(s.id));
+    // Two active rows only after a crash mid-activation; the newer wins until the next step retires the other.
+    const a = actives.reduce<CAJournalEntry | undefined>((x, y) => (!x || y.notAfter >= x.notAfter ? y : x), undefined);
+    if (!a) this.activeSigner = undefined;
+    else if (this.activeSigner?.id !== a.id) this.activeSigner = { id: a.id, signer: this.d.material.signer(a, this.keys.get(a.id)!) };
+  }
+
+  /** Applies every rotation action due at `now`; returns how many were applied. */
+  async step(now: number): Promise<number> {
+    for (let n = 0; n < MAX_ACTIONS_PER_STEP; n++) {
+      const action = nextRotationAction(this.views(), now);
+      if (!action) return n;
+      await this.apply(action, now);
+    }
+    throw new TesseraError('INTERNAL', `${this.kind} authority rotation did not settle after ${MAX_ACTIONS_PER_STEP} actions`);
+  }
+
+  private views(): SlotView[] {
+    return this.slots.map((s) => ({ id: s.id, state: s.state, notBefore: s.notBefore, notAfter: s.notAfter, usable: this.keys.has(s.id) }));
+  }
+
+  private async apply(a: RotationAction, now: number): Promise<void> {
+    if (a.type === 'prepare') await this.prepareNew(now, a.reason);
+    else if (a.type === 'activate') await this.activateSlot(this.find(a.id), a.reason);
+    else if (a.type === 'retire') await this.setState(this.find(a.id), 'retired', a.reason);
+    else await this.remove(this.find(a.id), a.type === 'drop' ? a.reason : 'expired');
+  }
+
+  /** Generates and publishes a new key, not yet signing. A prepared key that already exists is replaced (it signed nothing). */
+  async prepare(now: number): Promise<CAJournalEntry> {
+    for (const p of this.slots.filter((s) => s.state === 'prepared')) await this.remove(p, 'replaced by an operator prepare');
+    return this.prepareNew(now, 'operator request');
+  }
+
+  /** Makes the prepared slot (which must be `id` when given) the signer. */
+  async activate(id?: string): Promise<CAJournalEntry> {
+    const p = this.slots.find((s) => s.state === 'prepared');
+    if (!p) throw failedPrecondition(`there is no prepared ${this.kind} authority; run \`tessera authority ${this.kind} prepare\` first`);
+    if (id !== undefined && id !== p.id) throw failedPrecondition(`${id} is not the prepared ${this.kind} authority (${p.id} is)`);
+    if (!this.keys.has(p.id)) throw failedPrecondition(`the key of prepared ${this.kind} authority ${p.id} is missing from the key manager; prepare a new one`);
+    return this.activateSlot(p, 'operator request');
+  }
+
+  /**
+   * Marks a retired authority as tainted: agents re-issue what it signed and
+   * relying parties should stop trusting it soon. The bundle sequence is bumped
+   * so that agents hear of it on their open long polls.
+   */
+  async taint(id: string): Promise<CAJournalEntry> {
+    const s = this.find(id);
+    if (s.state === 'tainted' || s.state === 'revoked') return s;
+    if (s.state === 'active') throw failedPrecondition(`${this.kind} authority ${id} is active; prepare and activate a new one before tainting it`);
+    if (s.state === 'prepared') throw failedPrecondition(`${this.kind} authority ${id} is prepared and has signed nothing; prepare a new one to replace it`);
+    const out = await this.write({ ...s, state: 'tainted' });
+    await this.d.publish({ force: true });
+    audit(this.d.log, `${this.kind}_authority_tainted`, { authority_id: id, [F.kid]: this.keyId(s) });
+    return out;
+  }
+
+  /**
+   * Removes a tainted authority from the bundle. Unless `force`, refused while
+   * `dependents` (unexpired SVIDs it signed that were not re-issued) is above 0.
+   */
+  async revoke(id: string, opts: { force: boolean; dependents: (id: string) => Promise<number> }): Promise<{ slot: CAJournalEntry; dependents: number }> {
+    const s = this.find(id);
+    if (s.state === 'revoked') return { slot: s, dependents: await opts.dependents(id) };
+    if (s.state !== 'tainted') {
+      throw failedPrecondition(`${this.kind} authority ${id} is ${s.state}; only a tainted authority can be revoked (taint it first)`);
+    }
+    const n = await opts.dependents(id);
+    if (n > 0 && !opts.force) {
+      throw failedPrecondition(
+        `${n} unexpired svid${n === 1 ? '' : 's'} signed by ${this.kind} authority ${id} ${n === 1 ? 'has' : 'have'} not been re-issued yet; ` +
+          'wait for the taint to propagate to the agents, or revoke with --force (their holders will fail validation)',
+      );
+    }
+    const out = await this.write({ ...s, state: 'revoked' });
+    await this.d.publish();
+    audit(this.d.log, `${this.kind}_authority_revoked`, { authority_id: id, [F.kid]: this.keyId(s), forced: opts.force, dependents: n });
+    return { slot: out, dependents: n };
+  }
+
+  /** Key ids of tainted (or revoked) authorities that have not expired: what agents must replace. */
+  taintedKeyIds(now: number): string[] {
+    return this.slots.filter((s) => (s.state === 'tainted' || s.state === 'revoked') && s.notAfter > now).map((s) => this.keyId(s));
+  }
+
+  private find(id: string): CAJournalEntry {
+    const s = this.slots.find((x) => x.id === id);
+    if (!s) throw notFound(`${this.kind} authority ${id} not found`);
+    return s;
+  }
+
+  private async prepareNew(now: number, reason: string): Promise<CAJournalEntry> {
+    const id = `${this.kind}-${now}-${randomBytes(4).toString('hex')}`;
+    const key = await this.d.keyManager.generateKey(id, this.d.material.keyType);
+    // An unreachable upstream fails here on every step until it is back: leave no key behind each time.
+    const fields = await this.d.material.create(key, now).catch(async (e: unknown) => {
+      await this.d.keyManager.deleteKey(id).catch(() => undefined);
+      throw e;
+    });
+    this.keys.set(id, key);
+    const slot = await this.write({ id, kind: this.kind, keyId: key.id, state: 'prepared', ...fields });
+    // Published now, used at the earliest on a later step: relying parties get the key before any SVID it signs.
+    await this.d.publish();
+    audit(this.d.log, `${this.kind}_authority_prepared`, { authority_id: id, [F.kid]: this.keyId(slot), not_after: slot.notAfter, [F.reason]: reason });
+    return slot;
+  }
+
+  private async activateSlot(slot: CAJournalEntry, reason: string): Promise<CAJournalEntry> {
+    // Publish first, then activate: after a crash between prepare's journal write and its
+    // publish, this is where the key reaches the bundle — never after its first signature.
+    const bundle = await this.d.publish();
+    if (!this.d.inBundle(slot, bundle)) {
+      throw new TesseraError('INTERNAL', `refusing to activate ${this.kind} authority ${slot.id}: its key is not in the published bundle`);
+    }
+    const previous = this.slots.filter((s) => s.state === 'active' && s.id !== slot.id);
+    // New active first, old retired second: a crash in between leaves two active slots, both published; load() picks the newer.
+    const out = await this.write({ ...slot, state: 'active' });
+    for (const p of previous) await this.write({ ...p, state: 'retired' });
+    audit(this.d.log, `${this.kind}_authority_activated`, {
+      authority_id: slot.id,
+      [F.kid]: this.keyId(slot),
+      not_after: slot.notAfter,
+      retired: previous.map((p) => p.id),
+      [F.reason]: reason,
+    });
+    return out;
+  }
+
+  private async setState(slot: CAJournalEntry, state: CAJournalEntry['state'], reason: string): Promise<void> {
+    await this.write({ ...slot, state });
+    this.d.log.warn({ authority_id: slot.id, kind: this.kind, state, [F.reason]: reason }, `${this.kind} authority ${state}`);
+  }
+
+  /** Deletes a slot that no longer signs and whose SVIDs have all expired (or that never signed). */
+  private async remove(slot: CAJournalEntry, reason: string): Promise<void> {
+    await this.d.store.deleteCAJournalEntry(slot.id);
+    await this.d.keyManager.deleteKey(slot.keyId);
+    this.keys.delete(slot.id);
+    await this.load();
+    await this.d.publish();
+    audit(this.d.log, `${this.kind}_authority_pruned`, { authority_id: slot.id, [F.kid]: this.keyId(slot), state: slot.state, [F.reason]: reason });
+  }
+
+  private async write(e: Omit<CAJournalEntry, 'createdAt' | 'updatedAt'>): Promise<CAJournalEntry> {
+    const { createdAt: _c, updatedAt: _u, ...fields } = e as CAJournalEntry;
+    const out = await this.d.store.putCAJournalEntry(fields);
+    await this.load();
+    return out;
+  }
+}

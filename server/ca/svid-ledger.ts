@@ -1,0 +1,52 @@
+import { createHash } from 'node:crypto';
+import type { DataStore, IssuedSVID } from '../datastore/datastore';
+
+/**
+ * Which authority signed the SVIDs that are still out there, so that revoking a
+ * tainted key can say how many SVIDs still depend on it.
+ *
+ * Every SVID the server issues to an agent is recorded under a *holder* key —
+ * (agent, entry) for X.509-SVIDs, (agent, entry, audience set) for JWT-SVIDs,
+ * the agent itself for its own SVID — with its signer and expiry. A later SVID
+ * for the same holder replaces the record: an agent re-issuing for an entry stops
+ * serving the previous SVID. The dependents of an authority are then the records
+ * that name it and have not expired. This needs nothing from the agents, survives
+ * server restarts, and errs on the safe side: an SVID whose entry was deleted, or
+ * that an evicted or unreachable agent still holds, counts until it expires.
+ * Not tracked: SVIDs minted by hand through the admin API (`x509 mint`, `jwt
+ * mint`): no agent can replace them, their operator must.
+ */
+export class SVIDLedger {
+  constructor(private readonly d: { store: Pick<DataStore, 'recordIssuedSVIDs' | 'countIssuedSVIDs' | 'pruneIssuedSVIDs'>; now: () => number }) {}
+
+  /** Holder of an agent's X.509-SVID for an entry. */
+  static x509Holder(agentId: string, entryId: string): string {
+    return `x509 ${agentId} ${entryId}`;
+  }
+
+  /** Holder of an agent's own X.509-SVID. */
+  static agentHolder(agentId: string): string {
+    return `agent ${agentId}`;
+  }
+
+  /** Holder of an agent's JWT-SVID for an entry and audience set (order and duplicates do not matter, as in the agent's cache). */
+  static jwtHolder(agentId: string, entryId: string, audience: readonly string[]): string {
+    const aud = createHash('sha256').update(JSON.stringify([...new Set(audience)].sort())).digest('base64url');
+    return `jwt ${agentId} ${entryId} ${aud}`;
+  }
+
+  /** Records issued SVIDs, each replacing the earlier record of its holder. */
+  record(items: IssuedSVID[]): Promise<void> {
+    return items.length ? this.d.store.recordIssuedSVIDs(items) : Promise.resolve();
+  }
+
+  /** Unexpired SVIDs signed by `authorityId` that have not been replaced. */
+  dependents(authorityId: string): Promise<number> {
+    return this.d.store.countIssuedSVIDs(authorityId, this.d.now());
+  }
+
+  /** Forgets expired records; returns how many. */
+  prune(): Promise<number> {
+    return this.d.store.pruneIssuedSVIDs(this.d.now());
+  }
+}
