@@ -300,6 +300,11 @@ function closeServer(s: http.Server | https.Server): Promise<void> {
   return new Promise((res) => {
     s.close(() => res());
     s.closeAllConnections?.();
+    // A connection still in its TLS handshake is not an HTTP connection yet, so closeAllConnections
+    // misses it; its first request (an agent's long poll, just after it renewed its SVID) would
+    // then hold close() open for up to agent_sync_max_wait. Drop such late arrivals.
+    s.on('secureConnection', (sock: net.Socket) => sock.destroy());
+    s.on('request', (req: http.IncomingMessage) => req.socket.destroy());
   });
 }
 
