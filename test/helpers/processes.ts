@@ -129,7 +129,10 @@ export async function run(cmd: string, args: string[], opts: { input?: string; c
     let stderr = '';
     p.stdout.on('data', (c) => (stdout += c));
     p.stderr.on('data', (c) => (stderr += c));
+    p.on('error', (e) => resolve({ code: -1, stdout, stderr: stderr + String(e) }));
     p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    // A command that exits without reading stdin (openssl often does) makes the write fail with EPIPE.
+    p.stdin.on('error', () => undefined);
     p.stdin.end(opts.input ?? '');
   });
 }
