@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import http from 'node:http';
 import { createLogger } from '../common/log';
+import { runUntilSignal } from './run-until-signal';
 import { loadAgentConfig } from '../agent/config';
 import { startAgent } from '../agent/agent';
 import { json, type Out } from './output';
@@ -23,21 +24,7 @@ export function registerAgentRunCommands(agent: Command, env: NodeJS.ProcessEnv,
     .action(async (o) => {
       const config = loadAgentConfig(o, env);
       const log = createLogger({ name: 'tessera-agent', level: config.logLevel });
-      let running: Awaited<ReturnType<typeof startAgent>>;
-      try {
-        running = await startAgent(config, log);
-      } catch (err) {
-        log.fatal({ err }, 'agent failed to start');
-        throw err;
-      }
-      await new Promise<void>((resolve) => {
-        const stop = (sig: string) => {
-          log.info({ signal: sig }, 'shutting down');
-          void running.close().then(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-      });
+      await runUntilSignal(log, 'agent', () => startAgent(config, log));
     });
 
   agent

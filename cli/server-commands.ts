@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { createLogger } from '../common/log';
+import { runUntilSignal } from './run-until-signal';
 import { loadServerConfig } from '../server/config';
 import { startServer } from '../server/server';
 
@@ -20,20 +21,6 @@ export function registerServerCommands(program: Command, env: NodeJS.ProcessEnv)
       const adminSocket = o.adminSocket ?? cmd.parent?.parent?.opts().adminSocket;
       const config = loadServerConfig({ ...o, adminSocket }, env);
       const log = createLogger({ name: 'tessera-server', level: config.logLevel });
-      let running: Awaited<ReturnType<typeof startServer>>;
-      try {
-        running = await startServer(config, log);
-      } catch (err) {
-        log.fatal({ err }, 'server failed to start');
-        throw err;
-      }
-      await new Promise<void>((resolve) => {
-        const stop = (sig: string) => {
-          log.info({ signal: sig }, 'shutting down');
-          void running.close().then(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-      });
+      await runUntilSignal(log, 'server', () => startServer(config, log));
     });
 }

@@ -3,7 +3,7 @@ import { realpathSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as jose from 'jose';
-import { startServerProcess, startAgentProcess, removeDir, run, type ServerProcess, type AgentProcess } from '../helpers/processes';
+import { startServerProcess, startAgentProcess, removeDir, run, TESSERA_BIN, type ServerProcess, type AgentProcess } from '../helpers/processes';
 import { opensslVerify, uriSan } from '../helpers/agent-identity';
 import { thirdPartyClient, securityHeader, firstMessage, unary } from '../helpers/third-party-client';
 import { splitConcatenatedDer, x509AuthoritiesFromPem } from '../../common/bundle/bundle';
@@ -61,6 +61,10 @@ describe('workload attestation by kernel peer credentials', () => {
     const written = x509AuthoritiesFromPem(readFileSync(path.join(out, 'svid.0.pem'), 'utf8'));
     const writtenBundle = x509AuthoritiesFromPem(readFileSync(path.join(out, 'bundle.0.pem'), 'utf8'));
     expect((await opensslVerify(out, written, writtenBundle, 'w')).code).toBe(0);
+
+    const health = await run(process.execPath, [TESSERA_BIN, 'agent', 'healthcheck', '--health-addr', agent.health]);
+    expect(health.stdout).toMatch(/Agent is healthy/);
+    expect(health.code).toBe(0);
 
     const stranger = await agent.cli(['fetch', 'x509'], { uid: 4242 });
     expect(stranger.code).toBe(1);

@@ -56,35 +56,15 @@ export async function startServerProcess(opts: { trustDomain?: string; config?: 
     }),
   );
   const logFile = path.join(dir, `server-${Date.now()}.log`);
-  const logStream = createWriteStream(logFile, { flags: 'a' });
   // TESSERA_TEST_NODE_ARGS: extra node flags for the server (e.g. --cpu-prof when profiling a bench)
   const nodeArgs = (process.env.TESSERA_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, TESSERA_BIN, 'server', 'run', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TESSERA_ADMIN_SOCKET: '' },
-  });
-  proc.stdout!.pipe(logStream, { end: false });
-  proc.stderr!.pipe(logStream, { end: false });
-  const ready = await new Promise<{ agent_api: string; health: string }>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`server did not become ready in 30 s; log: ${logFile}\n${buf}`));
-    }, 30_000);
-    const onData = (c: Buffer) => {
-      buf += c.toString();
-      const line = buf.split('\n').find((l) => l.includes('"server_ready"'));
-      if (!line) return;
-      clearTimeout(timer);
-      proc.stdout!.off('data', onData); // later output only goes to the log file
-      resolve(JSON.parse(line) as { agent_api: string; health: string });
-    };
-    proc.stdout!.on('data', onData);
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before ready:\n${buf}\n${readFileSync(logFile, 'utf8')}`));
-    });
-  });
+  const { proc, logStream, ready } = await spawnUntilReady<{ agent_api: string; health: string }>(
+    ['server', 'run', '--config', configFile],
+    { ...process.env, TESSERA_ADMIN_SOCKET: '' },
+    logFile,
+    'server_ready',
+    nodeArgs,
+  );
   const cliResult = (args: string[], env?: NodeJS.ProcessEnv) =>
     execFileP(process.execPath, [TESSERA_BIN, '--admin-socket', adminSocket, ...args], { env: { ...process.env, ...env } }).then(
       (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
@@ -105,16 +85,7 @@ export async function startServerProcess(opts: { trustDomain?: string; config?: 
     },
     cliResult: (args) => cliResult(args),
     logs: () => readFileSync(logFile, 'utf8'),
-    stop(signal = 'SIGTERM') {
-      return new Promise((resolve) => {
-        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
-        proc.once('exit', (code) => {
-          logStream.end();
-          resolve(code);
-        });
-        proc.kill(signal);
-      });
-    },
+    stop: (signal = 'SIGTERM') => stopProcess(proc, logStream, signal),
   };
 }
 
@@ -187,31 +158,14 @@ export async function startAgentProcess(
     }),
   );
   const logFile = path.join(dir, `agent-${Date.now()}.log`);
-  const logStream = createWriteStream(logFile, { flags: 'a' });
   const agentNodeArgs = (process.env.TESSERA_TEST_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...agentNodeArgs, TESSERA_BIN, 'agent', 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  proc.stdout!.pipe(logStream, { end: false });
-  proc.stderr!.pipe(logStream, { end: false });
-  const ready = await new Promise<{ health: string; agent_id: string }>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`agent did not become ready in 30 s; log: ${logFile}\n${buf}`));
-    }, 30_000);
-    const onData = (c: Buffer) => {
-      buf += c.toString();
-      const line = buf.split('\n').find((l) => l.includes('"agent_ready"'));
-      if (!line) return;
-      clearTimeout(timer);
-      proc.stdout!.off('data', onData);
-      resolve(JSON.parse(line) as { health: string; agent_id: string });
-    };
-    proc.stdout!.on('data', onData);
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`agent exited with ${code} before ready:\n${buf}`));
-    });
-  });
+  const { proc, logStream, ready } = await spawnUntilReady<{ health: string; agent_id: string }>(
+    ['agent', 'run', '--config', configFile],
+    env,
+    logFile,
+    'agent_ready',
+    agentNodeArgs,
+  );
   if (opts.waitReady !== false) await waitHttp200(`http://${ready.health}/ready`, 30_000);
   return {
     proc,
@@ -226,16 +180,7 @@ export async function startAgentProcess(
       const pre = o.uid !== undefined ? [`--reuid=${o.uid}`, `--regid=${o.uid}`, '--clear-groups', process.execPath] : [];
       return run(cmd, [...pre, TESSERA_BIN, '--output', 'json', 'agent', 'api', ...args, '--socket', socket]);
     },
-    stop(signal = 'SIGTERM') {
-      return new Promise((resolve) => {
-        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
-        proc.once('exit', (code) => {
-          logStream.end();
-          resolve(code);
-        });
-        proc.kill(signal);
-      });
-    },
+    stop: (signal = 'SIGTERM') => stopProcess(proc, logStream, signal),
   };
 }
 
@@ -254,4 +199,49 @@ export async function waitHttp200(url: string, timeoutMs: number): Promise<void>
     if (Date.now() > deadline) throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${status})`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * Spawns `tessera ARGS`, copies its stdout/stderr to `logFile`, and resolves with
+ * the parsed JSON log line carrying `"event":"<event>"`. The process is killed if
+ * that line does not come within 30 s.
+ */
+async function spawnUntilReady<T>(args: string[], env: NodeJS.ProcessEnv, logFile: string, event: string, nodeArgs: string[]) {
+  const logStream = createWriteStream(logFile, { flags: 'a' });
+  const proc = spawn(process.execPath, [...nodeArgs, TESSERA_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  proc.stdout!.pipe(logStream, { end: false });
+  proc.stderr!.pipe(logStream, { end: false });
+  const ready = await new Promise<T>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${args[0]} did not become ready in 30 s; log: ${logFile}\n${buf}`));
+    }, 30_000);
+    const onData = (c: Buffer) => {
+      buf += c.toString();
+      const line = buf.split('\n').find((l) => l.includes(`"${event}"`));
+      if (!line) return;
+      clearTimeout(timer);
+      proc.stdout!.off('data', onData); // later output only goes to the log file
+      resolve(JSON.parse(line) as T);
+    };
+    proc.stdout!.on('data', onData);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${args[0]} exited with ${code} before ready:\n${buf}\n${readFileSync(logFile, 'utf8')}`));
+    });
+  });
+  return { proc, logStream, ready };
+}
+
+/** Sends `signal` and resolves with the exit code once the process has exited. */
+function stopProcess(proc: ChildProcess, logStream: NodeJS.WritableStream, signal: NodeJS.Signals): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+    proc.once('exit', (code) => {
+      logStream.end();
+      resolve(code);
+    });
+    proc.kill(signal);
+  });
 }
