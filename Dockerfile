@@ -4,7 +4,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 make g+
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 COPY native ./native
-RUN sed -i '/^nodedir=/d' .npmrc && npm ci --ignore-scripts && npm rebuild better-sqlite3 @tessera/peercred
+RUN sed -i '/^nodedir=/d' .npmrc && npm ci --ignore-scripts && npm rebuild better-sqlite3 @tessera/peercred @tessera/ecdsa-verify
 COPY . .
 RUN npm run build && npm prune --omit=dev
 

@@ -35,9 +35,19 @@ export class SVIDLedger {
     return `jwt ${agentId} ${entryId} ${aud}`;
   }
 
-  /** Records issued SVIDs, each replacing the earlier record of its holder. */
+  /**
+   * Records issued SVIDs, each replacing the earlier record of its holder. Within
+   * one call a later item replaces an earlier one of the same holder, so only the
+   * last is written (a batch re-issuing for one entry writes one row).
+   */
   record(items: IssuedSVID[]): Promise<void> {
-    return items.length ? this.d.store.recordIssuedSVIDs(items) : Promise.resolve();
+    if (items.length === 0) return Promise.resolve();
+    const last = new Map<string, IssuedSVID>();
+    for (const it of items) {
+      last.delete(it.holder); // keep insertion order = order of the last occurrence
+      last.set(it.holder, it);
+    }
+    return this.d.store.recordIssuedSVIDs(last.size === items.length ? items : [...last.values()]);
   }
 
   /** Unexpired SVIDs signed by `authorityId` that have not been replaced. */
