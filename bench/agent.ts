@@ -12,7 +12,7 @@ import { percentile } from './propagation';
 /** Streams per client before reconnecting: nghttp2 kills a session after ~1,000 rapid cancels. */
 const PER_CLIENT = 250;
 
-/** First-message latency of a server stream: open, await one message, cancel (ms per round). */
+/** First-message latency of a server stream: open, await one message, cancel (ms per round), on one new client. */
 async function firstMessageLatencies(newClient: () => grpc.Client, open: (c: grpc.Client) => grpc.ClientReadableStream<unknown>, rounds: number): Promise<number[]> {
   const out: number[] = [];
   let c = newClient();
@@ -33,7 +33,26 @@ async function firstMessageLatencies(newClient: () => grpc.Client, open: (c: grp
     });
   }
   c.close();
-  return out.slice(Math.min(20, rounds >> 2)); // drop warm-up rounds
+  return out.slice(Math.min(5, rounds >> 2)); // drop the connection's warm-up rounds
+}
+
+/**
+ * Latencies of `a` and `b` measured in alternating chunks of `chunk` rounds, so
+ * that drift in this shared machine's speed hits both alike.
+ */
+async function alternating(
+  a: () => Promise<(rounds: number) => Promise<number[]>>,
+  b: () => Promise<(rounds: number) => Promise<number[]>>,
+  rounds: number,
+  chunk: number,
+): Promise<{ a: number[]; b: number[] }> {
+  const out = { a: [] as number[], b: [] as number[] };
+  const [runA, runB] = [await a(), await b()];
+  for (let done = 0; done < rounds; done += chunk) {
+    out.a.push(...(await runA(Math.min(chunk, rounds - done))));
+    out.b.push(...(await runB(Math.min(chunk, rounds - done))));
+  }
+  return out;
 }
 
 /**
@@ -121,25 +140,37 @@ export async function benchAgent(opts: { rounds: number; rssEntries: number; syn
     const md = new grpc.Metadata();
     md.set('workload.spiffe.io', 'true');
     let size = 0;
-    const agentMs = await firstMessageLatencies(
-      () => new Client(`unix://${agent.socket}`, grpc.credentials.createInsecure()),
-      (c) => {
-        const s = (c as unknown as { FetchX509SVID: (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<unknown> }).FetchX509SVID({}, md);
-        s.once('data', (m: { svids: Array<{ x509_svid: Buffer; x509_svid_key: Buffer; bundle: Buffer }> }) => {
-          size = m.svids.reduce((a, x) => a + x.x509_svid.length + x.x509_svid_key.length + x.bundle.length + 80, 0);
-        });
-        return s;
+    const agentRun = (rounds: number) =>
+      firstMessageLatencies(
+        () => new Client(`unix://${agent.socket}`, grpc.credentials.createInsecure()),
+        (c) => {
+          const s = (c as unknown as { FetchX509SVID: (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<unknown> }).FetchX509SVID({}, md);
+          s.once('data', (m: { svids: Array<{ x509_svid: Buffer; x509_svid_key: Buffer; bundle: Buffer }> }) => {
+            size = m.svids.reduce((a, x) => a + x.x509_svid.length + x.x509_svid_key.length + x.bundle.length + 80, 0);
+          });
+          return s;
+        },
+        rounds,
+      );
+    const echoSocket = path.join(tmp, 'echo.sock');
+    let echo: ChildProcess | undefined;
+    const { a: agentMs, b: echoMs } = await alternating(
+      async () => {
+        await agentRun(10); // learn the response size for the echo service
+        return agentRun;
+      },
+      async () => {
+        echo = await startEcho(echoSocket, size);
+        return (rounds) =>
+          firstMessageLatencies(
+            () => new grpc.Client(`unix://${echoSocket}`, grpc.credentials.createInsecure()),
+            (c) => c.makeServerStreamRequest('/bench.Echo/Echo', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0)),
+            rounds,
+          );
       },
       opts.rounds,
-    );
-    const echoSocket = path.join(tmp, 'echo.sock');
-    const echo = await startEcho(echoSocket, size);
-    const echoMs = await firstMessageLatencies(
-      () => new grpc.Client(`unix://${echoSocket}`, grpc.credentials.createInsecure()),
-      (c) => c.makeServerStreamRequest('/bench.Echo/Echo', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0)),
-      opts.rounds,
-    );
-    echo.kill();
+      50,
+    ).finally(() => echo?.kill());
 
     // 2. RSS with N entries cached
     await createEntries(admin, td, alias, opts.rssEntries, 'rss');

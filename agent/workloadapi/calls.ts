@@ -51,16 +51,27 @@ export const statusName = (code: grpc.status): string => grpc.status[code] ?? St
 
 /** The per-call steps every RPC shares, in the order the spec wants them. */
 export class CallContext {
-  log: Logger;
   private caller?: CallerInfo;
   private counted = false;
+  private logger?: Logger;
+  private readonly logFields: Record<string, unknown>;
 
   constructor(
     private readonly deps: CallDeps,
     readonly rpc: WorkloadRPC,
     private readonly call: { metadata: grpc.Metadata; getPeer(): string },
   ) {
-    this.log = deps.log.child({ [RPC_FIELD]: rpc });
+    this.logFields = { [RPC_FIELD]: rpc };
+  }
+
+  /**
+   * The call's logger (rpc, and once attested the caller's pid, uid and
+   * connection). Made on first use: most calls log nothing at the default level,
+   * and two child loggers per call showed up in the Workload API's latency.
+   */
+  get log(): Logger {
+    this.logger ??= this.deps.log.child(this.logFields);
+    return this.logger;
   }
 
   /** InvalidArgument unless the request carries `workload.spiffe.io: true`, exactly once. */
@@ -87,7 +98,8 @@ export class CallContext {
     // Only possible if the connection closed while the call was being set up.
     if (!conn) throw new CallError(grpc.status.UNAVAILABLE, 'caller could not be identified');
     this.caller = conn.caller;
-    this.log = this.log.child({ [F.pid]: conn.caller.pid, [F.uid]: conn.caller.uid, [CONN_FIELD]: conn.id });
+    Object.assign(this.logFields, { [F.pid]: conn.caller.pid, [F.uid]: conn.caller.uid, [CONN_FIELD]: conn.id });
+    this.logger = undefined; // made again, with the caller's fields
     let result: Awaited<ReturnType<WorkloadAttestor['attest']>>;
     try {
       result = await conn.withCaller((c) => this.deps.attestor.attest(c));
@@ -115,7 +127,7 @@ export class CallContext {
   finish(code: grpc.status): void {
     if (this.counted) return;
     this.counted = true;
-    this.log.debug({ [F.code]: statusName(code) }, 'workload api call finished');
+    if (this.deps.log.isLevelEnabled('debug')) this.log.debug({ [F.code]: statusName(code) }, 'workload api call finished');
     this.deps.onCall?.(this.rpc, statusName(code));
   }
 }

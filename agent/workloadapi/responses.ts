@@ -7,7 +7,7 @@ import type { JWTBundlesResponse, X509BundlesResponse, X509SVIDResponse } from '
  * Pure builders of Workload API responses from what the identity source holds.
  * Every response is the complete current state, built in a fixed order (SVIDs
  * as the source ranks them, maps sorted by trust domain) so that equal content
- * always encodes to equal bytes and the stream code can compare digests.
+ * always encodes to equal bytes and the stream code can compare encodings.
  */
 
 /**

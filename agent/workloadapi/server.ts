@@ -9,7 +9,7 @@ import type { WorkloadIdentitySource } from '../manager/identity-source';
 import type { CallDeps, WorkloadAttestor } from './calls';
 import { ConnectionRegistry, type ConnectionPeerCredOps } from './connections';
 import { workloadHandlers } from './handlers';
-import { workloadService, type WorkloadRPC } from './proto';
+import { workloadServerService, type WorkloadRPC } from './proto';
 import { OpenStreams } from './stream';
 
 export type { WorkloadAttestor } from './calls';
@@ -74,7 +74,7 @@ export async function startWorkloadAPI(opts: WorkloadAPIOptions): Promise<Worklo
     closing: () => closing,
   };
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
-  grpcServer.addService(workloadService(), workloadHandlers(deps, streams));
+  grpcServer.addService(workloadServerService(), workloadHandlers(deps, streams));
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   const netServer = net.createServer((socket) => {

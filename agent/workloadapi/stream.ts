@@ -1,5 +1,4 @@
 import * as grpc from '@grpc/grpc-js';
-import { createHash } from 'crypto';
 import type { Selector } from '../../common/selector';
 import { CallContext, toCallError, type CallDeps } from './calls';
 import { encodeResponse, type WorkloadRPC } from './proto';
@@ -45,7 +44,7 @@ export function serverStream(deps: CallDeps, streams: OpenStreams, rpc: Workload
     const ctx = new CallContext(deps, rpc, call);
     let done = false;
     let unsubscribe: (() => void) | undefined;
-    let lastDigest = '';
+    let lastSent: Buffer | undefined;
 
     const finish = (code: grpc.status): boolean => {
       if (done) return false;
@@ -64,12 +63,12 @@ export function serverStream(deps: CallDeps, streams: OpenStreams, rpc: Workload
       if (finish(err.code)) call.emit('error', Object.assign(new Error(err.message), { code: err.code, details: err.message }));
     };
     const publish = (selectors: Selector[]): void => {
-      const message = compose(ctx, selectors);
-      // The exact bytes the client would get: equal digests mean nothing it can see changed.
-      const digest = createHash('sha256').update(encodeResponse(rpc, message)).digest('hex');
-      if (digest === lastDigest) return;
-      lastDigest = digest;
-      call.write(message);
+      // Encoded once: the exact bytes the client gets. Equal bytes mean nothing it
+      // can see changed; the server's service definition writes a Buffer as is.
+      const bytes = encodeResponse(rpc, compose(ctx, selectors));
+      if (lastSent?.equals(bytes)) return;
+      lastSent = bytes;
+      call.write(bytes);
     };
 
     call.on('cancelled', () => finish(grpc.status.CANCELLED));

@@ -110,9 +110,9 @@ describe('UnixWorkloadAttestor', () => {
     const b = await connectChild();
     const attestor = attestorWith();
     const [r1, r2] = await Promise.all([attestor.attest(a.caller), attestor.attest(a.caller)]);
-    expect(attestor.stats).toEqual({ hashed: 1, cacheHits: 1 });
+    expect(attestor.stats).toEqual({ hashed: 1, cacheHits: 1, reused: 0 });
     const r3 = await attestor.attest(b.caller);
-    expect(attestor.stats).toEqual({ hashed: 1, cacheHits: 2 });
+    expect(attestor.stats).toEqual({ hashed: 1, cacheHits: 2, reused: 0 });
     for (const r of [r1, r2, r3]) expect(texts(r)).toContain(`unix:sha256:${nodeSha256}`);
   });
 
@@ -124,13 +124,59 @@ describe('UnixWorkloadAttestor', () => {
     const fd = peercred.pidfdOpen(sleeper.pid!);
     pidfds.push(fd);
     const b: CallerInfo = { pid: sleeper.pid!, uid: 0, gid: 0, pidfd: fd };
+    // Copies of a's CallerInfo stand for new connections, so each call attests afresh.
     const small = attestorWith({ hashCacheSize: 1 });
-    for (const c of [a.caller, b, a.caller]) await small.attest(c);
-    expect(small.stats).toEqual({ hashed: 3, cacheHits: 0 });
+    for (const c of [a.caller, b, { ...a.caller }]) await small.attest(c);
+    expect(small.stats).toEqual({ hashed: 3, cacheHits: 0, reused: 0 });
     const roomy = attestorWith({ hashCacheSize: 2 });
-    for (const c of [a.caller, b, a.caller]) await roomy.attest(c);
-    expect(roomy.stats).toEqual({ hashed: 2, cacheHits: 1 });
+    for (const c of [a.caller, b, { ...a.caller }]) await roomy.attest(c);
+    expect(roomy.stats).toEqual({ hashed: 2, cacheHits: 1, reused: 0 });
     expect(texts(await roomy.attest(b))).toContain(`unix:path:${realpathSync('/proc/' + sleeper.pid + '/exe')}`);
+  });
+
+  it("repeats a caller's last attestation while it runs the same binary, and attests afresh after it exec's another", async () => {
+    // A python client that connects, then execs sleep when told to (same pid, same pidfd, another binary).
+    const script = 'import os, socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\nsys.stdin.readline()\nos.execv("/bin/sleep", ["sleep", "100"])';
+    const child = spawn('python3', ['-c', script, sock], { stdio: ['pipe', 'ignore', 'inherit'] });
+    children.push(child);
+    const caller = await new Promise<CallerInfo>((resolve) => waiting.push(resolve));
+    const attestor = attestorWith();
+    const first = await attestor.attest(caller);
+    const python = realpathSync(`/proc/${child.pid}/exe`);
+    expect(texts(first)).toContain(`unix:path:${python}`);
+    const again = await attestor.attest(caller);
+    expect(again).toEqual(first);
+    expect(attestor.stats).toMatchObject({ hashed: 1, reused: 1 });
+
+    child.stdin!.write('exec\n');
+    const sleepPath = realpathSync('/bin/sleep');
+    for (let i = 0; i < 100 && realpathSync(`/proc/${child.pid}/exe`) !== sleepPath; i++) await new Promise((r) => setTimeout(r, 20));
+    const after = await attestor.attest(caller);
+    expect(texts(after)).toContain(`unix:path:${sleepPath}`);
+    expect(texts(after)).not.toContain(`unix:path:${python}`);
+    expect(attestor.stats).toMatchObject({ hashed: 2, reused: 1 });
+
+    // Once the process is gone, nothing is repeated: only the kernel's selectors remain.
+    child.kill('SIGKILL');
+    await exited(child);
+    const gone = await attestor.attest(caller);
+    expect(texts(gone)).toEqual(kernelOnly(0, 0, 'root', 'root'));
+    expect(gone.warnings).toHaveLength(1);
+    expect(attestor.stats.reused).toBe(1);
+  });
+
+  it('attests afresh when /etc/passwd changes, even for the same binary', async () => {
+    const passwdFile = join(dir, 'passwd-reuse');
+    writeFileSync(passwdFile, 'root:x:0:0::/root:/bin/sh\n');
+    const { caller } = await connectChild();
+    const attestor = attestorWith({ passwdFile });
+    expect(texts(await attestor.attest(caller))).toContain('unix:user:root');
+    expect(texts(await attestor.attest(caller))).toContain('unix:user:root');
+    expect(attestor.stats.reused).toBe(1);
+    writeFileSync(passwdFile, 'admin:x:0:0::/root:/bin/sh\n');
+    await new Promise((r) => setTimeout(r, 550)); // the files are checked at most every 500 ms
+    expect(texts(await attestor.attest(caller))).toContain('unix:user:admin');
+    expect(attestor.stats.reused).toBe(1);
   });
 
   it('drops path, sha256 and groups of a caller that exited before attestation', async () => {
