@@ -28,13 +28,17 @@
 namespace {
 
 // One EC_KEY per curve for this Node environment (main thread or a worker),
-// reused for every call: only its public point changes. Freed with the env.
+// reused for every call: only its public point changes; and the digests,
+// fetched once (OpenSSL 3 otherwise looks each one up in its provider tables
+// on every EVP_Digest call). Freed with the env.
 struct Keys {
   EC_KEY* p256 = nullptr;
   EC_KEY* p384 = nullptr;
+  EVP_MD* md[3] = {nullptr, nullptr, nullptr};  // SHA256, SHA384, SHA512
   ~Keys() {
     EC_KEY_free(p256);
     EC_KEY_free(p384);
+    for (EVP_MD* m : md) EVP_MD_free(m);
   }
 };
 
@@ -81,9 +85,17 @@ Napi::Value Verify(const Napi::CallbackInfo& info) {
     ThrowType(env, "curve must be P-256 or P-384");
     return env.Undefined();
   }
-  const EVP_MD* md = hash == "sha256" ? EVP_sha256() : hash == "sha384" ? EVP_sha384() : hash == "sha512" ? EVP_sha512() : nullptr;
-  if (!md) {
+  const int mdIndex = hash == "sha256" ? 0 : hash == "sha384" ? 1 : hash == "sha512" ? 2 : -1;
+  if (mdIndex < 0) {
     ThrowType(env, "hash must be sha256, sha384 or sha512");
+    return env.Undefined();
+  }
+  static const char* const kDigestNames[3] = {"SHA256", "SHA384", "SHA512"};
+  EVP_MD*& md = keys.md[mdIndex];
+  if (!md) md = EVP_MD_fetch(nullptr, kDigestNames[mdIndex], nullptr);
+  if (!md) {
+    ERR_clear_error();
+    Napi::Error::New(env, "EVP_MD_fetch failed").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   // Uncompressed only (0x04 || X || Y): the caller decides what it accepts, and
