@@ -2,29 +2,14 @@
 // Loader for the native addon (src/peercred.cc) plus pidfdGetPid, which only
 // reads a /proc file and so needs no C++. See index.d.ts for the contracts.
 const fs = require('fs');
-const path = require('path');
 
-function load() {
-  const errors = [];
-  for (const dir of ['Release', 'Debug']) {
-    const file = path.join(__dirname, 'build', dir, 'peercred.node');
-    if (!fs.existsSync(file)) continue;
-    try {
-      return require(file);
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  const err = new Error(
-    '@tessera/peercred: native addon not built (run `npm rebuild @tessera/peercred`, ' +
-      'or `npx node-gyp rebuild --nodedir=/usr` in native/peercred)',
-    errors.length ? { cause: errors[0] } : undefined,
-  );
-  err.code = 'ERR_PEERCRED_NOT_BUILT';
-  throw err;
+let native;
+try {
+  native = require('bindings')({ bindings: 'peercred.node', module_root: __dirname });
+} catch (e) {
+  const hint = 'run `npm rebuild @tessera/peercred`, or `npx node-gyp rebuild --nodedir=/usr` in native/peercred';
+  throw Object.assign(new Error(`@tessera/peercred: native addon not built (${hint})`, { cause: e }), { code: 'ERR_PEERCRED_NOT_BUILT' });
 }
-
-const native = load();
 
 const PID_LINE = /^Pid:\s*(-?\d+)\s*$/m;
 
