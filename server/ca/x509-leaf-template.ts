@@ -1,4 +1,4 @@
-import { createHash, randomFillSync } from 'node:crypto';
+import { hash, randomFillSync } from 'node:crypto';
 import * as der from '../../common/der/der';
 import { invalidArgument } from '../../common/errors';
 import type { KeyType, ManagedKey } from '../keymanager/keymanager';
@@ -182,7 +182,7 @@ export class X509SVIDTemplate {
       if (dns.length > 253 || !DNS_NAME.test(dns)) throw invalidArgument(`"${dns}" is not a valid dns name`);
       names.push(der.implicitPrimitive(2, Buffer.from(dns, 'latin1'))); // [2] dNSName
     }
-    const ski = createHash('sha1').update(keyBits).digest(); // RFC 5280 4.2.1.2 method (1)
+    const ski = hash('sha1', keyBits, 'buffer'); // RFC 5280 4.2.1.2 method (1); one-shot, no Hash object
 
     // Nested TLVs are assembled as a flat list of pieces and copied once:
     // nesting with tlv() would copy every level and the allocations show up in GC time.
