@@ -60,7 +60,15 @@ function startBaseline(): { rate(seconds: number): Promise<number>; proc: ChildP
  * SVIDs/s. Each CSR's signature is verified by the server (one ECDSA verify).
  */
 export async function benchAgentApi(opts: {
-  batches: number;
+  /** measured rounds: a raw-sign slice, then `batchesPerRound` batches */
+  rounds: number;
+  batchesPerRound: number;
+  /**
+   * requests in flight: 2 keeps the server busy while the client (on another
+   * CPU) encodes the next request and decodes the last answer, as with several
+   * agents; 1 measures one client's round trips back to back
+   */
+  inFlight: 1 | 2;
   batchSize: number;
   warmupBatches: number;
   /** seconds of raw crypto.sign measured right before each batch, so each batch has its own baseline */
@@ -91,7 +99,7 @@ export async function benchAgentApi(opts: {
     const entryId = (JSON.parse(out) as { id: string }).id;
     // Fresh keys and CSRs for every request, as agents send them (no CSR is signed twice).
     const batches: Array<Array<{ entryId: string; csr: Buffer }>> = [];
-    for (let b = 0; b < opts.batches + opts.warmupBatches; b++) {
+    for (let b = 0; b < opts.rounds * opts.batchesPerRound + opts.warmupBatches; b++) {
       const batch = [];
       for (let i = 0; i < opts.batchSize; i++) {
         const { privateKey, publicKey } = (await promisify(gen)('ec', { namedCurve: 'P-256' })) as { privateKey: KeyObject; publicKey: KeyObject };
@@ -99,30 +107,44 @@ export async function benchAgentApi(opts: {
       }
       batches.push(batch);
     }
-    // Warm up the connection and both processes' JIT (the server's hot path is
+    /** Signs `list` with `inFlight` requests at a time; resolves with the number of SVIDs issued. */
+    const run = async (list: Array<Array<{ entryId: string; csr: Buffer }>>): Promise<number> => {
+      let next = 0;
+      let issued = 0;
+      const worker = async () => {
+        while (next < list.length) {
+          const batch = list[next++]!;
+          const r = await a.client.signX509SVIDs(batch);
+          const n = r.results.filter((x) => 'x509_svid' in x).length;
+          if (n !== batch.length) throw new Error(`batch signing failed for ${batch.length - n} of ${batch.length} CSRs`);
+          issued += n;
+        }
+      };
+      await Promise.all(Array.from({ length: opts.inFlight }, worker));
+      return issued;
+    };
+    // Warm up the connections and both processes' JIT (the server's hot path is
     // only optimized after a few thousand CSRs), then measure.
-    for (let w = 0; w < opts.warmupBatches; w++) await a.client.signX509SVIDs(batches.pop()!);
+    await run(batches.splice(0, opts.warmupBatches));
     // This machine is shared and its speed drifts by 1.5x within seconds, so each
-    // batch is paired with a raw-sign measurement taken just before it, and the
-    // ratio reported is the median of the per-batch ratios.
+    // round is paired with a raw-sign measurement taken just before it, and the
+    // ratio reported is the median of the per-round ratios.
     let ok = 0;
     let secs = 0;
     let rawSum = 0;
     const ratios: number[] = [];
-    for (const batch of batches) {
+    for (let r = 0; r < opts.rounds; r++) {
       const raw = await rawRate(opts.rawSliceSeconds);
       const t0 = performance.now();
-      const r = await a.client.signX509SVIDs(batch);
+      const n = await run(batches.splice(0, opts.batchesPerRound));
       const dt = (performance.now() - t0) / 1000;
-      const n = r.results.filter((x) => 'x509_svid' in x).length;
-      if (n !== batch.length) throw new Error(`batch signing failed for ${batch.length - n} of ${batch.length} CSRs`);
       ok += n;
       secs += dt;
       rawSum += raw;
       ratios.push(n / dt / raw);
     }
     a.client.close();
-    return { svidsPerSec: ok / secs, total: ok, ratios, rawSignPerSec: rawSum / batches.length, pinned };
+    return { svidsPerSec: ok / secs, total: ok, ratios, rawSignPerSec: rawSum / opts.rounds, pinned };
   } finally {
     baseline?.proc.kill();
     if (pinned) taskset(`0-${last}`, process.pid);

@@ -24,15 +24,21 @@ async function main(): Promise<void> {
   line('jwt_mint_per_sec', j.mintPerSec, 0);
   line('jwt_mint_ratio', j.ratio);
   // The server on one core, with a raw-sign baseline on that core before every
-  // batch; the client (this process) elsewhere. Then everything on one core.
-  const a = await benchAgentApi({ batches: 20, batchSize: 500, warmupBatches: 6, rawSliceSeconds: 0.2, placement: 'server-on-one-core' });
+  // round; the client (this process) elsewhere with two requests in flight, so
+  // the figure is the server's capacity. Then everything on one core, one
+  // request at a time.
+  const a = await benchAgentApi({
+    rounds: 12, batchesPerRound: 3, inFlight: 2, batchSize: 500, warmupBatches: 6, rawSliceSeconds: 0.2, placement: 'server-on-one-core',
+  });
   line('agent_api_pinned', a.pinned ? 1 : 0, 0);
   line('agent_api_raw_sign_per_sec', a.rawSignPerSec, 0);
   line('agent_api_batch_sign_per_sec', a.svidsPerSec, 0);
   line('agent_api_batch_sign_ratio', percentile(a.ratios, 50), 3);
   line('agent_api_batch_sign_ratio_p25', percentile(a.ratios, 25), 3);
   line('agent_api_batch_sign_ratio_p75', percentile(a.ratios, 75), 3);
-  const b = await benchAgentApi({ batches: 20, batchSize: 500, warmupBatches: 6, rawSliceSeconds: 0.2, placement: 'all-on-one-core' });
+  const b = await benchAgentApi({
+    rounds: 20, batchesPerRound: 1, inFlight: 1, batchSize: 500, warmupBatches: 6, rawSliceSeconds: 0.2, placement: 'all-on-one-core',
+  });
   line('agent_api_all_on_one_core_batch_sign_ratio', percentile(b.ratios, 50), 3);
   const p = await benchPropagation(Number(process.env.BENCH_ROUNDS ?? 100));
   line('entry_create_to_stream_p50_ms', percentile(p.createMs, 50), 1);
@@ -40,7 +46,7 @@ async function main(): Promise<void> {
   line('entry_delete_to_stream_p99_ms', percentile(p.deleteMs, 99), 1);
   line('workload_fetch_x509_p50_ms', percentile(p.fetchMs, 50), 1);
   line('workload_fetch_x509_p99_ms', percentile(p.fetchMs, 99), 1);
-  const g = await benchAgent({ rounds: 600, rssEntries: 1000, syncEntries: 10_000 });
+  const g = await benchAgent({ rounds: 1500, rssEntries: 1000, syncEntries: 10_000 });
   const g50 = percentile(g.agentMs, 50);
   const g99 = percentile(g.agentMs, 99);
   const e50 = percentile(g.echoMs, 50);
