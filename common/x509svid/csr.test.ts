@@ -74,6 +74,18 @@ it('verifies EC CSRs with the native addon when it is built (CI builds it)', () 
   expect(csrVerifier()).toBe('native');
 });
 
+it('TESSERA_NATIVE_ECDSA=0 switches CSR verification to the KeyObject path', () => {
+  process.env.TESSERA_NATIVE_ECDSA = '0';
+  try {
+    useNativeECDSA(true); // loads again, honouring the variable
+    expect(csrVerifier()).toBe('keyobject');
+  } finally {
+    delete process.env.TESSERA_NATIVE_ECDSA;
+    useNativeECDSA(true);
+  }
+  expect(csrVerifier()).toBe('native');
+});
+
 // Every case runs against both ECDSA verifiers: the @tessera/ecdsa-verify addon and the KeyObject fallback.
 describe.each(['native', 'keyobject'] as const)('parseAndVerifyCSR (%s verifier)', (mode) => {
   beforeAll(() => {

@@ -161,7 +161,6 @@ function uncompressedECPoint(spki: Buffer): { crv: 'P-256' | 'P-384'; point: Buf
  * Throws INVALID_ARGUMENT when the point is not on the curve.
  */
 function verifyECPoint(crv: 'P-256' | 'P-384', point: Buffer, hash: SignatureAlgorithm['hash'], data: Buffer, signature: Buffer): boolean {
-  const size = (point.length - 1) / 2;
   if (nativeVerify) {
     try {
       return nativeVerify(crv, point, hash, data, signature);
@@ -173,6 +172,7 @@ function verifyECPoint(crv: 'P-256' | 'P-384', point: Buffer, hash: SignatureAlg
   }
   let key: KeyObject;
   try {
+    const size = (point.length - 1) / 2;
     const x = point.subarray(1, 1 + size).toString('base64url');
     const y = point.subarray(1 + size).toString('base64url');
     key = createPublicKey({ key: { kty: 'EC', crv, x, y }, format: 'jwk' });
