@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createPrivateKey, generateKeyPair as genCb, sign as cryptoSign, type KeyObject } from 'node:crypto';
@@ -18,6 +18,8 @@ import { AgentStore } from './storage/agent-store';
 import { UnixWorkloadAttestor } from './attestor/workload/unix';
 import { startWorkloadAPI } from './workloadapi/server';
 import { createAgentMetrics } from './telemetry';
+import { ensureTrustedDir } from '../common/fs/trusted-dir';
+import { Closers } from '../common/closers';
 
 const generateKeyPair = promisify(genCb);
 
@@ -34,29 +36,49 @@ export interface RunningAgent {
  */
 export async function startAgent(config: AgentConfig, rootLog: Logger): Promise<RunningAgent> {
   const log = subsystem(rootLog, 'agent');
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const client = await bootstrapClient(config, log);
+  // Whatever opened before a failure is closed again: a half-started agent must exit, not linger.
+  const opened = new Closers();
+  try {
+    return await start(config, rootLog, log, opened);
+  } catch (e) {
+    await opened.closeAll();
+    throw e;
+  }
+}
+
+async function start(config: AgentConfig, rootLog: Logger, log: Logger, opened: Closers): Promise<RunningAgent> {
+  // Checked before anything is read from it: the cached bundle there authenticates the server.
+  ensureTrustedDir(config.dataDir, { mode: 0o700, what: 'agent data directory' });
+  const client = opened.add(await bootstrapClient(config, log), (c) => c.close());
 
   const attest = attestFunction(config, client);
-  const manager = await AgentManager.start({
-    client,
-    trustDomain: config.trustDomain,
-    dataDir: config.dataDir,
-    attest,
-    reattestOnEviction: config.reattestOnEviction,
-    log: rootLog,
-    syncWaitSeconds: config.syncWait,
-  });
+  const manager = opened.add(
+    await AgentManager.start({
+      client,
+      trustDomain: config.trustDomain,
+      dataDir: config.dataDir,
+      attest,
+      reattestOnEviction: config.reattestOnEviction,
+      log: rootLog,
+      syncWaitSeconds: config.syncWait,
+    }),
+    (m) => m.stop(),
+  );
 
   const metrics = createAgentMetrics(() => manager.stats());
-  const api = await startWorkloadAPI({
-    socketPath: config.socketPath,
-    source: manager,
-    attestor: new UnixWorkloadAttestor(),
-    trustDomain: config.trustDomain,
-    log: rootLog,
-    onCall: (rpc, code) => metrics.calls.inc({ rpc, code }),
-  });
+  const api = opened.add(
+    await startWorkloadAPI({
+      socketPath: config.socketPath,
+      source: manager,
+      attestor: new UnixWorkloadAttestor(),
+      trustDomain: config.trustDomain,
+      log: rootLog,
+      onCall: (rpc, code) => metrics.calls.inc({ rpc, code }),
+      limits: config.workloadApi,
+      onRefused: (reason) => metrics.refused.inc({ listener: 'workload_api', reason }),
+    }),
+    (a) => a.close(),
+  );
 
   const healthApp = express();
   healthApp.disable('x-powered-by');
@@ -68,6 +90,7 @@ export async function startAgent(config: AgentConfig, rootLog: Logger): Promise<
   healthApp.get('/metrics', async (_q, r) => void r.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   const health = http.createServer(healthApp);
   await new Promise<void>((res, rej) => health.once('error', rej).listen(config.healthBind.port, config.healthBind.host, () => res()));
+  health.on('error', (err) => log.error({ err }, 'health listener error'));
   const healthAddr = health.address() as AddressInfo;
 
   // Always logged, whatever the level: scripts and tests wait for this line.
@@ -104,8 +127,9 @@ export async function startAgent(config: AgentConfig, rootLog: Logger): Promise<
 
 /**
  * Roots to verify the server with: the bundle the agent already holds (it follows
- * rotations), else the configured bundle file, else the server's bundle checked
- * against the pinned SHA-256 of a root (SPIRE #2136).
+ * rotations; as SPIRE, it wins over the bootstrap bundle, so the data directory
+ * must be trusted: AgentStore checks it), else the configured bundle file, else
+ * the one root of the server's bundle whose SHA-256 equals the pin (SPIRE #2136).
  */
 async function bootstrapClient(config: AgentConfig, log: Logger): Promise<ServerClient> {
   const stored: SpiffeBundle | undefined = AgentStore.peekBundle(config.dataDir);

@@ -3,7 +3,10 @@ import { z } from 'zod';
 import { invalidArgument } from '../common/errors';
 import { boolish, hostPort, logLevel, overlayEnv, overlayFlags, parseConfig, readConfigFile, trustDomainField } from '../common/config/load';
 
-export const DEFAULT_AGENT_SOCKET = '/tmp/tessera-agent/public/api.sock';
+import { defaultAgentSocket } from '../common/fs/runtime-paths';
+
+/** The agent's default socket for the uid it runs as: /run/tessera/... as root, else /tmp/tessera-<uid>/... */
+export const DEFAULT_AGENT_SOCKET = defaultAgentSocket();
 
 const schema = z
   .object({
@@ -23,11 +26,23 @@ const schema = z
     log_level: logLevel,
     reattest_on_eviction: boolish.default(false),
     sync_wait: z.coerce.number().int().min(1).max(300).default(30),
+    workload_api: z
+      .object({
+        max_connections: z.coerce.number().int().min(1).max(1_000_000).default(1024),
+        max_connections_per_uid: z.coerce.number().int().min(1).max(1_000_000).default(128),
+        /** seconds a new connection may wait before its first call */
+        first_request_timeout: z.coerce.number().positive().max(3600).default(10),
+      })
+      .strict()
+      .default({ max_connections: 1024, max_connections_per_uid: 128, first_request_timeout: 10 }),
   })
   .strict()
   .superRefine((c, ctx) => {
     if (c.trust_bundle_path && c.trust_bundle_sha256) {
       ctx.addIssue({ code: 'custom', path: ['trust_bundle_sha256'], message: 'give trust_bundle_path or trust_bundle_sha256, not both' });
+    }
+    if (c.workload_api.max_connections_per_uid > c.workload_api.max_connections) {
+      ctx.addIssue({ code: 'custom', path: ['workload_api', 'max_connections_per_uid'], message: 'must not exceed workload_api.max_connections' });
     }
     if (c.join_token && c.x509pop) {
       ctx.addIssue({ code: 'custom', path: ['join_token'], message: 'give join_token or x509pop, not both' });
@@ -47,6 +62,7 @@ export interface AgentConfig {
   logLevel: string;
   reattestOnEviction: boolean;
   syncWait: number;
+  workloadApi: { maxConnections: number; maxConnectionsPerUid: number; firstRequestTimeoutMs: number };
 }
 
 export const AGENT_ENV: Record<string, string> = {
@@ -105,5 +121,10 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv): Agen
     logLevel: c.log_level,
     reattestOnEviction: c.reattest_on_eviction,
     syncWait: c.sync_wait,
+    workloadApi: {
+      maxConnections: c.workload_api.max_connections,
+      maxConnectionsPerUid: c.workload_api.max_connections_per_uid,
+      firstRequestTimeoutMs: c.workload_api.first_request_timeout * 1000,
+    },
   });
 }

@@ -10,6 +10,12 @@ export function createAgentMetrics(stats: () => { cachedSVIDs: number; rotations
     labelNames: ['rpc', 'code'] as const,
     registers: [registry],
   });
+  const refused = new Counter({
+    name: 'tessera_connections_refused_total',
+    help: 'Connections refused or closed by a limit, by listener and reason (total_cap, peer_cap, first_request_deadline, fd_exhausted)',
+    labelNames: ['listener', 'reason'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'tessera_agent_cached_svids',
     help: 'X.509-SVIDs held in the agent cache',
@@ -36,5 +42,5 @@ export function createAgentMetrics(stats: () => { cachedSVIDs: number; rotations
       else this.reset();
     },
   });
-  return { registry, calls };
+  return { registry, calls, refused };
 }

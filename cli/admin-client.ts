@@ -1,11 +1,16 @@
 import http from 'node:http';
 import { TesseraError, ERROR_CODES, type ErrorCode } from '../common/errors';
+import { defaultClientSocket } from '../common/fs/runtime-paths';
+import { assertTrustedSocketDir } from '../common/fs/trusted-socket';
 
-export const DEFAULT_ADMIN_SOCKET = '/tmp/tessera-server/private/api.sock';
-
-/** Where the admin socket is: --admin-socket, else TESSERA_ADMIN_SOCKET, else the default. */
-export function adminSocketPath(flag: string | undefined, env: NodeJS.ProcessEnv): string {
-  return flag ?? env.TESSERA_ADMIN_SOCKET ?? DEFAULT_ADMIN_SOCKET;
+/**
+ * Where the admin socket is: --admin-socket, else TESSERA_ADMIN_SOCKET, else the
+ * default (root's under /run/tessera when it exists, else this user's, see
+ * common/fs/runtime-paths.ts), whose directory is then checked before use.
+ */
+export function adminSocketPath(flag: string | undefined, env: NodeJS.ProcessEnv): { path: string; isDefault: boolean } {
+  const explicit = flag ?? (env.TESSERA_ADMIN_SOCKET || undefined);
+  return explicit ? { path: explicit, isDefault: false } : { path: defaultClientSocket('admin'), isDefault: true };
 }
 
 /**
@@ -14,7 +19,11 @@ export function adminSocketPath(flag: string | undefined, env: NodeJS.ProcessEnv
  * there becomes an UNAVAILABLE error saying which path was tried.
  */
 export class AdminClient {
-  constructor(readonly socketPath: string) {}
+  /** @param opts.checkDir check the socket's directory first (for a socket found by default) */
+  constructor(
+    readonly socketPath: string,
+    private readonly opts: { checkDir?: boolean } = {},
+  ) {}
 
   async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const { status, text } = await this.raw(method, path, body);
@@ -34,6 +43,7 @@ export class AdminClient {
 
   /** Raw text response (e.g. PEM bundles). */
   raw(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+    if (this.opts.checkDir) assertTrustedSocketDir(this.socketPath, 'admin socket');
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = http.request(

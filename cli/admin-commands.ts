@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { generateKeyPair as generateKeyPairCb, type KeyObject } from 'node:crypto';
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../common/fs/private-file';
+import { outputDir } from './output-dir';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { AdminClient } from './admin-client';
@@ -34,10 +36,6 @@ const formatAgent = (a: AgentJSON) =>
     ...a.selectors.map((s): [string, string] => ['Selector', `${s.type}:${s.value}`]),
   ]);
 
-/** Writes a file readable only by its owner (keys) or by everyone (certificates). */
-function writeOut(file: string, data: string, mode: number): void {
-  writeFileSync(file, data, { mode });
-}
 
 export function registerAdminCommands(program: Command, client: () => AdminClient, out: () => Out): Command {
   program
@@ -152,10 +150,10 @@ export function registerAdminCommands(program: Command, client: () => AdminClien
       const chainPem = r.x509_svid.map((c) => derToPem(Buffer.from(c, 'base64'))).join('');
       const keyPem = (privateKey as KeyObject).export({ format: 'pem', type: 'pkcs8' }) as string;
       if (o.write) {
-        mkdirSync(o.write, { recursive: true });
-        writeOut(path.join(o.write, 'svid.pem'), chainPem, 0o644);
-        writeOut(path.join(o.write, 'key.pem'), keyPem, 0o600);
-        writeOut(path.join(o.write, 'bundle.pem'), r.bundle_pem, 0o644);
+        const dir = outputDir(o.write);
+        await writeFileAtomic(path.join(dir, 'svid.pem'), chainPem, 0o644);
+        await writeFileAtomic(path.join(dir, 'key.pem'), keyPem, 0o600);
+        await writeFileAtomic(path.join(dir, 'bundle.pem'), r.bundle_pem, 0o644);
       }
       if (out().format === 'json') {
         return json(out(), { spiffe_id: r.spiffe_id, expires_at: r.expires_at, x509_svid: r.x509_svid, written_to: o.write ?? null });

@@ -1,15 +1,25 @@
 import type { Command } from 'commander';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkloadAPIClient, type X509Context } from '../agent/workloadapi/client';
-import { DEFAULT_AGENT_SOCKET } from '../agent/config';
+import { defaultClientSocket } from '../common/fs/runtime-paths';
+import { assertTrustedSocketDir } from '../common/fs/trusted-socket';
+import { outputDir } from './output-dir';
+import { writeFileAtomic } from '../common/fs/private-file';
 import { derToPem } from '../common/pem';
 import { json, type Out } from './output';
 
-/** --socket PATH, else SPIFFE_ENDPOINT_SOCKET (unix:///path or tcp://IP:PORT), else the default socket. */
+/**
+ * --socket PATH, else SPIFFE_ENDPOINT_SOCKET (unix:///path or tcp://IP:PORT), else
+ * the default socket (root's agent under /run/tessera when it exists, else this
+ * user's), whose directory must then pass the ownership check.
+ */
 export function workloadEndpoint(flag: string | undefined, env: NodeJS.ProcessEnv): string {
-  return flag ?? env.SPIFFE_ENDPOINT_SOCKET ?? DEFAULT_AGENT_SOCKET;
+  const explicit = flag ?? (env.SPIFFE_ENDPOINT_SOCKET || undefined);
+  if (explicit) return explicit;
+  const socket = defaultClientSocket('agent');
+  assertTrustedSocketDir(socket, 'workload api socket');
+  return socket;
 }
 
 const pkcs8Pem = (der: Buffer) => derToPem(der, 'PRIVATE KEY');
@@ -36,18 +46,18 @@ function describeX509(ctx: X509Context, ms: number): string {
 }
 
 /** spire-agent's file names: svid.N.pem (chain), svid.N.key (PKCS#8), bundle.N.pem, federated_bundle.N.M.pem. */
-function writeX509(dir: string, ctx: X509Context, out: Out): void {
-  mkdirSync(dir, { recursive: true });
-  ctx.svids.forEach((s, i) => {
-    writeFileSync(path.join(dir, `svid.${i}.pem`), s.chain.map((c) => derToPem(c)).join(''), { mode: 0o644 });
-    writeFileSync(path.join(dir, `svid.${i}.key`), pkcs8Pem(s.privateKey), { mode: 0o600 });
-    writeFileSync(path.join(dir, `bundle.${i}.pem`), s.bundle.map((c) => derToPem(c)).join(''), { mode: 0o644 });
+async function writeX509(dirArg: string, ctx: X509Context, out: Out): Promise<void> {
+  const dir = outputDir(dirArg);
+  for (const [i, s] of ctx.svids.entries()) {
+    await writeFileAtomic(path.join(dir, `svid.${i}.pem`), s.chain.map((c) => derToPem(c)).join(''), 0o644);
+    await writeFileAtomic(path.join(dir, `svid.${i}.key`), pkcs8Pem(s.privateKey), 0o600);
+    await writeFileAtomic(path.join(dir, `bundle.${i}.pem`), s.bundle.map((c) => derToPem(c)).join(''), 0o644);
     let j = 0;
     for (const certs of ctx.federatedBundles.values()) {
-      writeFileSync(path.join(dir, `federated_bundle.${i}.${j++}.pem`), certs.map((c) => derToPem(c)).join(''), { mode: 0o644 });
+      await writeFileAtomic(path.join(dir, `federated_bundle.${i}.${j++}.pem`), certs.map((c) => derToPem(c)).join(''), 0o644);
     }
     if (out.format === 'pretty') out.write(`Writing SVID #${i} to file ${path.join(dir, `svid.${i}.pem`)}.\nWriting key #${i} to file ${path.join(dir, `svid.${i}.key`)}.\nWriting bundle #${i} to file ${path.join(dir, `bundle.${i}.pem`)}.\n`);
-  });
+  }
 }
 
 const x509JSON = (ctx: X509Context) => ({
@@ -78,7 +88,7 @@ export function registerAgentApiCommands(agent: Command, env: NodeJS.ProcessEnv,
     }
   };
   const socketOpt = (c: Command) =>
-    c.option('--socket <PATH>', 'Workload API socket (else SPIFFE_ENDPOINT_SOCKET, else ' + DEFAULT_AGENT_SOCKET + ')').option('--timeout <S>', 'seconds to wait', '10');
+    c.option('--socket <PATH>', 'Workload API socket (else SPIFFE_ENDPOINT_SOCKET, else /run/tessera/agent/public/api.sock, else /tmp/tessera-<uid>/agent/public/api.sock)').option('--timeout <S>', 'seconds to wait', '10');
 
   const fetch = api.command('fetch').description('fetch SVIDs');
   socketOpt(fetch.command('x509').description('fetch X.509-SVIDs'))
@@ -88,7 +98,7 @@ export function registerAgentApiCommands(agent: Command, env: NodeJS.ProcessEnv,
       const t0 = performance.now();
       const ctx = await withClient(o, (c) => c.fetchX509SVIDs());
       const ms = performance.now() - t0;
-      if (o.write) writeX509(o.write, ctx, o.silent ? { ...out(), format: 'json', write: () => undefined } : out());
+      if (o.write) await writeX509(o.write, ctx, o.silent ? { ...out(), format: 'json', write: () => undefined } : out());
       if (o.silent) return;
       if (out().format === 'json') return json(out(), x509JSON(ctx));
       out().write(describeX509(ctx, ms));

@@ -29,7 +29,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (f !== 'pretty' && f !== 'json') throw new Error(`--output must be pretty or json, not "${f}"`);
     return stdoutOut(f as OutputFormat);
   };
-  const client = () => new AdminClient(adminSocketPath(opts().adminSocket, env));
+  const client = () => {
+    const where = adminSocketPath(opts().adminSocket, env);
+    return new AdminClient(where.path, { checkDir: where.isDefault });
+  };
 
   registerServerCommands(program, env);
   registerEntryCommands(program, client, out);

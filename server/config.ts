@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { boolish, hostPort, logLevel, overlayEnv, overlayFlags, parseConfig, readConfigFile, trustDomainField, seconds } from '../common/config/load';
 import { defaultRotationInterval } from './ca/rotation';
+import { defaultAdminSocket } from '../common/fs/runtime-paths';
 
 /**
  * Server configuration. The file is JSON with snake_case keys (the names below);
@@ -15,7 +16,7 @@ const schema = z
     trust_domain: trustDomainField,
     data_dir: z.string().min(1).default('./.tessera/server'),
     bind: hostPort.default({ host: '0.0.0.0', port: 8081 }),
-    admin_socket: z.string().min(1).max(100).default('/tmp/tessera-server/private/api.sock'),
+    admin_socket: z.string().min(1).max(100).default(() => defaultAdminSocket()),
     health_bind: hostPort.default({ host: '127.0.0.1', port: 8082 }),
     log_level: logLevel,
     key_manager: z.enum(['disk', 'memory']).default('disk'),
@@ -62,6 +63,16 @@ const schema = z
       })
       .default({ attestation_per_second: 1, signing_per_second: 500 }),
     agent_sync_max_wait: seconds(30),
+    /** limits of the agent API listener, which anyone who can reach `bind` may connect to */
+    agent_api: z
+      .object({
+        max_connections: z.coerce.number().int().min(1).max(1_000_000).default(4096),
+        max_connections_per_ip: z.coerce.number().int().min(1).max(1_000_000).default(256),
+        /** seconds a new connection has for its TLS handshake and first request */
+        first_request_timeout: z.coerce.number().positive().max(3600).default(10),
+      })
+      .strict()
+      .default({ max_connections: 4096, max_connections_per_ip: 256, first_request_timeout: 10 }),
     // --- federation and OIDC discovery (issue #4) ---
     federation: z
       .object({
@@ -123,6 +134,9 @@ const schema = z
       ctx.addIssue({ code: 'custom', path: ['jwt', 'issuer'], message: `must equal oidc.issuer (${c.oidc.issuer}) or be left out` });
     }
     // SPIRE's hasCompatibleTTL: SVIDs longer than CA TTL / 6 get cut short near rotation.
+    if (c.agent_api.max_connections_per_ip > c.agent_api.max_connections) {
+      ctx.addIssue({ code: 'custom', path: ['agent_api', 'max_connections_per_ip'], message: 'must not exceed agent_api.max_connections' });
+    }
     if (c.default_x509_svid_ttl > c.ca.ttl) {
       ctx.addIssue({ code: 'custom', path: ['default_x509_svid_ttl'], message: `must not exceed ca.ttl (${c.ca.ttl}s)` });
     }
@@ -151,6 +165,7 @@ export interface ServerConfig {
   nodeAttestors: { joinToken: boolean; x509pop?: { caBundleFile: string } };
   rateLimits: { attestationPerSecond: number; signingPerSecond: number };
   agentSyncMaxWait: number;
+  agentApi: { maxConnections: number; maxConnectionsPerIp: number; firstRequestTimeoutMs: number };
   /** issue #4; absent when the file has no `federation` section */
   federation?: {
     bundleEndpoint?: { bind: { host: string; port: number }; profile: 'https_web' | 'https_spiffe'; certFile?: string; keyFile?: string };
@@ -246,6 +261,11 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Se
       signingPerSecond: c.rate_limits.signing_per_second,
     },
     agentSyncMaxWait: c.agent_sync_max_wait,
+    agentApi: {
+      maxConnections: c.agent_api.max_connections,
+      maxConnectionsPerIp: c.agent_api.max_connections_per_ip,
+      firstRequestTimeoutMs: c.agent_api.first_request_timeout * 1000,
+    },
     federation: c.federation && federationConfig(c.federation),
     oidc: c.oidc && {
       bind: c.oidc.bind,

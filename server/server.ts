@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { mkdirSync, chmodSync, existsSync, unlinkSync, readFileSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync, readFileSync } from 'node:fs';
 import { X509Certificate, generateKeyPair as generateKeyPairCb, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import path from 'node:path';
@@ -18,7 +18,7 @@ import type { DataStore } from './datastore/datastore';
 import type { KeyManager } from './keymanager/keymanager';
 import { MemoryKeyManager } from './keymanager/memory';
 import { DiskKeyManager } from './keymanager/disk';
-import { CAManager } from './ca/ca-manager';
+import { CAManager, defaultPruneGrace } from './ca/ca-manager';
 import { SVIDLedger } from './ca/svid-ledger'; // issue #4: key rotation
 import { authorityApi } from './api/authority-api';
 import { DiskUpstreamAuthority } from './ca/upstream-disk';
@@ -35,6 +35,12 @@ import { createServerMetrics } from './telemetry';
 import { startFederation, type Federation } from './federation/federation';
 import { federationApi } from './api/federation-api';
 import { startOIDCDiscovery } from './oidc/discovery';
+import { Closers } from '../common/closers';
+import { ensureTrustedDir } from '../common/fs/trusted-dir';
+import { ConnectionLimits } from '../common/net/connection-limits';
+import { TLS_OPTIONS } from '../common/tls';
+import { failedPrecondition } from '../common/errors';
+import type { TLSSocket } from 'node:tls';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
@@ -55,18 +61,30 @@ export interface RunningServer {
 /**
  * Wires the issuer (SPIRE's server.go): datastore, key manager, CA, attestors and
  * the three listeners — the agent API (HTTPS, mTLS, on `bind`), the admin API (HTTP
- * on a Unix socket in a 0770 directory) and health/metrics (HTTP on `health_bind`).
+ * on a Unix socket in a 0750 directory) and health/metrics (HTTP on `health_bind`).
+ * A failed start closes whatever it had opened, so the process exits.
  */
 export async function startServer(config: ServerConfig, rootLog: Logger): Promise<RunningServer> {
+  const opened = new Closers();
+  try {
+    return await start(config, rootLog, opened);
+  } catch (e) {
+    await opened.closeAll();
+    throw e;
+  }
+}
+
+async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Promise<RunningServer> {
   const log = subsystem(rootLog, 'server');
   const now = () => Math.floor(Date.now() / 1000);
   for (const w of config.warnings) log.warn(w);
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Before anything is read from it: a directory someone else made could hold their CA key as ours.
+  ensureTrustedDir(config.dataDir, { mode: 0o700, what: 'server data directory' });
 
-  const store = SqliteDataStore.open(config.datastorePath);
+  const store = opened.add(SqliteDataStore.open(config.datastorePath), (s) => s.close());
   const keyManager: KeyManager =
     config.keyManager === 'disk' ? await DiskKeyManager.open(path.join(config.dataDir, 'keys')) : new MemoryKeyManager();
-  const upstream = config.upstreamAuthority ? new DiskUpstreamAuthority(config.upstreamAuthority) : undefined;
+  const upstream = config.upstreamAuthority ? new DiskUpstreamAuthority(config.upstreamAuthority, now) : undefined;
   const metrics = createServerMetrics();
   const ca = await CAManager.start({
     config: {
@@ -82,7 +100,10 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
     store,
     log: subsystem(rootLog, 'ca'),
     upstream,
+    pruneGraceSeconds: defaultPruneGrace(config.ca.ttl),
+    onClockJump: () => metrics.clockJumps.inc(),
   });
+  opened.add(ca, (c) => c.stop());
   // issue #4: rotate keys on a timer; record each SVID's signer (what a tainted key's revoke waits for)
   ca.startRotation(config.ca.rotationInterval);
   const ledger = new SVIDLedger({ store, now });
@@ -150,26 +171,28 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
       // Attestation happens before the agent has a certificate; every other route
       // checks `socket.authorized` and the attested-node record itself.
       rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
+      ...TLS_OPTIONS,
+      // Node's default is 120 s: long enough for a flood of half-open handshakes to pile up.
+      handshakeTimeout: config.agentApi.firstRequestTimeoutMs,
     },
     agentApp,
   );
   agentServer.keepAliveTimeout = 65_000;
   agentServer.headersTimeout = 70_000;
+  limitAgentApi(agentServer, config, log, metrics);
   let federation: Federation | undefined; // issue #4, started below
   const refreshTls = async () => {
     tls = await tlsOptions();
-    agentServer.setSecureContext({ key: tls.key.export({ format: 'pem', type: 'pkcs8' }), cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2' } as never);
+    agentServer.setSecureContext({ key: tls.key.export({ format: 'pem', type: 'pkcs8' }), cert: tls.cert, ca: tls.ca, ...TLS_OPTIONS } as never);
     federation?.serverSvidRotated(); // issue #4: an https_spiffe bundle endpoint serves the server SVID
     log.info({ [F.expiresAt]: tls.expiresAt }, 'server svid rotated');
   };
   ca.onBundleChange(() => void refreshTls().catch((err) => log.error({ err }, 'server svid rotation failed')));
   await listen(agentServer, config.bind.port, config.bind.host);
+  opened.add(agentServer, closeServer);
 
-  // --- admin API on a Unix socket in a 0770 directory ---
-  const adminDir = path.dirname(config.adminSocket);
-  mkdirSync(adminDir, { recursive: true, mode: 0o770 });
-  chmodSync(adminDir, 0o770);
+  // --- admin API on a Unix socket in a 0750 directory (group members may connect, not replace the socket) ---
+  ensureTrustedDir(path.dirname(config.adminSocket), { mode: 0o750, what: 'admin socket directory' });
   await removeStaleSocket(config.adminSocket);
   let isReady = false;
 
@@ -182,6 +205,7 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
     notify: () => changes.notify(),
     log: rootLog,
   });
+  opened.add(federation, (f) => f.close());
   const oidc = config.oidc
     ? await startOIDCDiscovery({
         bind: config.oidc.bind,
@@ -191,6 +215,7 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
         log: subsystem(rootLog, 'oidc'),
       })
     : undefined;
+  if (oidc) opened.add(oidc, (o) => o.close());
 
   const adminApp = express();
   adminApp.disable('x-powered-by');
@@ -206,7 +231,7 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
       defaultX509SvidTtl: config.defaultX509SvidTtl,
       defaultJwtSvidTtl: config.defaultJwtSvidTtl,
       now,
-      ready: () => isReady,
+      ready: () => isReady && ca.canSign(),
       extraRouters: [
         authorityApi({ ca, ledger }), // issue #4: tessera authority ...
         federationApi({ trustDomain: config.trustDomain, store, fetcher: federation.fetcher, notify: () => changes.notify(), log: subsystem(rootLog, 'admin_api') }),
@@ -215,19 +240,27 @@ export async function startServer(config: ServerConfig, rootLog: Logger): Promis
   );
   const adminServer = http.createServer(adminApp);
   await new Promise<void>((res, rej) => adminServer.once('error', rej).listen(config.adminSocket, () => res()));
+  opened.add(adminServer, closeServer);
+  adminServer.on('error', (err) => log.error({ err }, 'admin listener error'));
   chmodSync(config.adminSocket, 0o660);
 
   // --- health and metrics ---
   const healthApp = express();
   healthApp.disable('x-powered-by');
   healthApp.get('/live', (_q, r) => void r.json({ live: true }));
-  healthApp.get('/ready', (_q, r) => void r.status(isReady ? 200 : 503).json({ ready: isReady }));
+  // Ready means able to sign: an expired CA (an upstream that ran out, a clock far off) is not ready.
+  healthApp.get('/ready', (_q, r) => {
+    const ready = isReady && ca.canSign();
+    r.status(ready ? 200 : 503).json({ ready, ca: ca.signingStatus() });
+  });
   healthApp.get('/metrics', async (_q, r) => {
     caGauges();
     r.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   const healthServer = http.createServer(healthApp);
   await listen(healthServer, config.healthBind.port, config.healthBind.host);
+  opened.add(healthServer, closeServer);
+  healthServer.on('error', (err) => log.error({ err }, 'health listener error'));
 
   // --- housekeeping: server SVID at half-life, pruning of expired entries and tokens ---
   const timers: NodeJS.Timeout[] = [];
@@ -311,9 +344,47 @@ function closeServer(s: http.Server | https.Server): Promise<void> {
   });
 }
 
-/** A socket file left by a crashed server is removed; one in use is an error. */
+/**
+ * The agent API's connection limits: a cap on open connections with a lower cap
+ * per client IP (attestation needs no certificate, so anyone who reaches `bind`
+ * can connect), and a deadline for the TLS handshake and the first request; a
+ * refusal, or running out of file descriptors, is logged and counted.
+ */
+function limitAgentApi(server: https.Server, config: ServerConfig, log: Logger, metrics: ReturnType<typeof createServerMetrics>): void {
+  const limits = new ConnectionLimits({
+    listener: 'agent_api',
+    maxConnections: config.agentApi.maxConnections,
+    maxPerPeer: config.agentApi.maxConnectionsPerIp,
+    firstRequestTimeoutMs: config.agentApi.firstRequestTimeoutMs,
+    peerKind: 'ip',
+    log,
+    onRefused: (reason) => metrics.refused.inc({ listener: 'agent_api', reason }),
+  });
+  limits.watch(server);
+  const started = new WeakMap<object, () => void>();
+  server.on('connection', (socket: net.Socket) => {
+    const ip = socket.remoteAddress ?? 'unknown';
+    if (limits.admit(socket, ip)) started.set(socket, limits.firstRequestDeadline(socket, ip));
+  });
+  // The request's socket is the TLS socket; its underlying TCP socket is the one counted.
+  server.on('request', (req: http.IncomingMessage) => {
+    const tcp = (req.socket as TLSSocket & { _parent?: net.Socket })._parent ?? req.socket;
+    started.get(tcp)?.();
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    log.debug({ [F.remoteAddr]: socket.remoteAddress, error: err.code ?? err.message }, 'agent api tls handshake failed');
+  });
+}
+
+/** A socket file left by a crashed server is removed; one in use is an error; anything else at the path is refused. */
 async function removeStaleSocket(p: string): Promise<void> {
-  if (!existsSync(p)) return;
+  let st;
+  try {
+    st = lstatSync(p);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw failedPrecondition(`admin socket path ${p} exists and is not a socket; remove it or choose another --admin-socket`);
   const inUse = await new Promise<boolean>((res) => {
     const c = net.connect(p, () => {
       c.destroy();

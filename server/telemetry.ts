@@ -30,6 +30,17 @@ export function createServerMetrics() {
       labelNames: ['kind'] as const,
       registers: [registry],
     }),
+    refused: new Counter({
+      name: 'tessera_connections_refused_total',
+      help: 'Connections refused or closed by a limit, by listener and reason (total_cap, peer_cap, first_request_deadline, fd_exhausted)',
+      labelNames: ['listener', 'reason'] as const,
+      registers: [registry],
+    }),
+    clockJumps: new Counter({
+      name: 'tessera_clock_jumps_total',
+      help: 'Wall-clock steps (forward or back) detected against the monotonic clock',
+      registers: [registry],
+    }),
     entries: new Gauge({
       name: 'tessera_registration_entries',
       help: 'Registration entries in the datastore',

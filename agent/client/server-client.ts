@@ -1,3 +1,4 @@
+import { TLS_OPTIONS } from '../../common/tls';
 import https from 'node:https';
 import { X509Certificate, createHash, type KeyObject } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
@@ -68,7 +69,15 @@ export class ServerClient {
     this.agent = this.makeAgent();
   }
 
-  /** Fetches the bundle over an unverified connection and accepts it only if a root matches the pin. */
+  /**
+   * Trust on first use, pinned: fetches the bundle over an unverified connection
+   * and keeps **only the roots whose SHA-256 equals the pin**. The rest of that
+   * bundle came from a connection anyone could have answered (a man in the middle
+   * can add its own CA to a copy of the real bundle), so it is dropped; the full
+   * bundle arrives later in the attestation response, over TLS verified against
+   * the pinned root, and the manager switches to it then.
+   * @throws TesseraError PERMISSION_DENIED when no root matches the pin
+   */
   static async bootstrapWithFingerprint(address: string, trustDomain: string, sha256Hex: string): Promise<ServerClient> {
     const pin = sha256Hex.toLowerCase().replace(/:/g, '');
     if (!/^[0-9a-f]{64}$/.test(pin)) throw new TesseraError('INVALID_ARGUMENT', 'trust bundle sha256 must be 64 hex digits');
@@ -77,10 +86,9 @@ export class ServerClient {
     insecure.destroy();
     if (status !== 200) throw unavailable(`server answered ${status} to the bootstrap bundle request`);
     const bundle = decodeBundle(trustDomain, text);
-    const match = bundle.x509Authorities.some((c) => createHash('sha256').update(c).digest('hex') === pin);
-    if (!match) throw permissionDenied('no root in the server-provided bundle matches the pinned sha256 fingerprint; refusing to trust it');
-    // The bundle is trusted now; every later connection verifies the server against it.
-    return new ServerClient(address, trustDomain, bundle.x509Authorities);
+    const pinned = bundle.x509Authorities.filter((c) => createHash('sha256').update(c).digest('hex') === pin);
+    if (pinned.length === 0) throw permissionDenied('no root in the server-provided bundle matches the pinned sha256 fingerprint; refusing to trust it');
+    return new ServerClient(address, trustDomain, pinned);
   }
 
   setIdentity(chain: Buffer[], key: KeyObject): void {
@@ -106,7 +114,7 @@ export class ServerClient {
       ca: this.roots.map((r) => derToPem(r)),
       cert: this.identity?.chain.map((c) => derToPem(c)).join(''),
       key: this.identity?.key.export({ format: 'pem', type: 'pkcs8' }) as string | undefined,
-      minVersion: 'TLSv1.2',
+      ...TLS_OPTIONS,
       checkServerIdentity: (_host: string, cert: PeerCertificate) => {
         const uris = (new X509Certificate(cert.raw).subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:'));
         if (uris.length !== 1 || uris[0] !== `URI:${expected}`) {

@@ -8,7 +8,7 @@ import { Backoff, type BackoffOptions } from './backoff';
 import type { Connection } from './connection';
 import { drawJitter, lifetimeStart, rotationTime } from './rotation';
 import { taintedRotateAt } from './taint';
-import { certificateValidity } from './svid-signer';
+import { certificateValidity } from '../../common/x509svid/certificate-validity';
 import { newKeyPair } from './workload-key';
 import type { AttestFn, AttestedIdentity, ManagerEvent } from './types';
 
@@ -60,9 +60,9 @@ export class AgentSVID {
     return this.current?.agentId;
   }
 
-  /** Takes the stored SVID if it is unexpired and of this trust domain. */
-  async load(): Promise<boolean> {
-    const id = await this.d.store.loadIdentity();
+  /** Takes the stored SVID if it verifies (its chain with `roots`, the cached bundle, when given), is unexpired and of this trust domain. */
+  async load(roots?: Buffer[]): Promise<boolean> {
+    const id = await this.d.store.loadIdentity(this.d.trustDomain, roots);
     if (!id) return false;
     if (!id.agentId.startsWith(`spiffe://${this.d.trustDomain}/`)) {
       this.d.log.warn({ agent_id: id.agentId }, 'stored agent svid is for another trust domain; ignoring it');

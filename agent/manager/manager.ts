@@ -114,7 +114,7 @@ export class AgentManager implements WorkloadIdentitySource {
   private async init(): Promise<void> {
     // The cached bundle is newer than the bootstrap one: trust the server's current roots.
     if (this.cache.bundle) this.conn.setRoots(this.cache.bundle.x509Authorities);
-    const haveSVID = await this.agent.load();
+    const haveSVID = await this.agent.load(this.cache.bundle?.x509Authorities);
     if (this.restored) this.log.info({ svids: this.cache.svids.size, entries: this.cache.entries.size }, 'serving svids restored from disk');
     if (!haveSVID && !this.restored) {
       // Nothing to serve yet: attest now, so a bad join token fails the start.
@@ -227,6 +227,8 @@ export class AgentManager implements WorkloadIdentitySource {
   private attested(agentIdChanged: boolean, bundle: SpiffeBundle): void {
     // A new agent ID may be authorized for other entries: ask for the full set.
     if (agentIdChanged) this.cache.revision = undefined;
+    // The attestation answer came over TLS verified with the roots held so far (with
+    // --trust-bundle-sha256: only the pinned root), so its bundle is the server's own.
     if (!this.cache.bundle) {
       this.cache.bundle = bundle;
       this.conn.setRoots(bundle.x509Authorities);

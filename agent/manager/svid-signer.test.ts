@@ -5,7 +5,8 @@ import { newKeyPair, spkiFromPkcs8 } from './workload-key';
 import { createSelfSignedCA } from '../../server/ca/ca-certificates';
 import { makeTestKey } from '../../test/helpers/x509-test-keys';
 import type { EntryJSON } from '../client/server-client';
-import { certificateValidity, prepareBatch } from './svid-signer';
+import { prepareBatch } from './svid-signer';
+import { certificateValidity } from '../../common/x509svid/certificate-validity';
 
 test('certificateValidity agrees with X509Certificate', async () => {
   const key = await makeTestKey('ec-p256');

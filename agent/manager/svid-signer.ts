@@ -1,5 +1,5 @@
-import { invalidArgument, type ErrorCode } from '../../common/errors';
-import * as der from '../../common/der/der';
+import type { ErrorCode } from '../../common/errors';
+import { certificateValidity } from '../../common/x509svid/certificate-validity';
 import type { EntryJSON, ServerClient, X509SignResult } from '../client/server-client';
 import type { StoredSVID } from '../storage/agent-store';
 import { drawJitter, lifetimeStart, rotationTime } from './rotation';
@@ -7,28 +7,6 @@ import { newWorkloadKey, workloadCSR, type WorkloadKey } from './workload-key';
 
 /** Entries per signing request (the server accepts up to 1000; smaller batches reach workloads sooner). */
 export const SIGN_BATCH = 500;
-
-/**
- * Validity (unix seconds) and SubjectPublicKeyInfo DER of a certificate, read with
- * the strict DER reader: about 10x cheaper than building an X509Certificate and
- * its KeyObject, which matters when 10,000 SVIDs arrive at once.
- * @throws TesseraError INVALID_ARGUMENT for a malformed certificate
- */
-export function certificateValidity(certDer: Buffer): { notBefore: number; notAfter: number; spki: Buffer } {
-  const cert = der.expectTLV(certDer, 0, der.TAG.SEQUENCE, 'certificate');
-  const tbs = der.expectTLV(certDer, cert.start, der.TAG.SEQUENCE, 'tbsCertificate', cert.end);
-  const f = der.readChildren(certDer, tbs);
-  const i = f[0]?.tag === 0xa0 ? 1 : 0; // optional [0] version
-  const [validity, spki] = [f[i + 3], f[i + 5]];
-  if (!validity || !spki) throw invalidArgument('der: tbsCertificate has too few fields');
-  const [nb, na] = der.readChildren(certDer, validity);
-  if (!nb || !na) throw invalidArgument('der: validity must hold two times');
-  return {
-    notBefore: der.decodeTime(certDer, nb).getTime() / 1000,
-    notAfter: der.decodeTime(certDer, na).getTime() / 1000,
-    spki: certDer.subarray(spki.offset, spki.end),
-  };
-}
 
 export type SignOutcome =
   | { entry: EntryJSON; svid: StoredSVID }

@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { decodeBundle, type SpiffeBundle } from '../../common/bundle/bundle';
 import type { Logger } from '../../common/log';
 import { systemClock, type Clock } from '../../common/clock';
-import { ensurePrivateDir, readIfExists, removeTempFiles, writeFileAtomic } from './atomic-file';
+import { ensureTrustedDir } from '../../common/fs/trusted-dir';
+import { readTrustedFile, readTrustedFileSync, removeTempFiles, writeFileAtomic } from '../../common/fs/private-file';
 import { decodeCache, decodeIdentity, encodeCache, encodeIdentity, type StoredCache, type StoredIdentity } from './formats';
+import { verifyStoredCache, verifyStoredIdentity } from './verify-cache';
 
 export type { StoredCache, StoredIdentity, StoredSVID } from './formats';
 
@@ -17,9 +18,16 @@ export const CACHE_FILE = 'cache.json';
  * `cache.json`, both mode 0600 and replaced atomically. Each file is one document,
  * so a key can never be paired with the wrong certificate after a crash.
  *
- * Loading never throws for bad content: a corrupt or unreadable file is logged
- * (without its content) and treated as absent, so the agent starts empty rather
- * than not at all. Expired SVIDs are dropped on load.
+ * The directory is refused unless it and its parents are owned by this uid (or
+ * root) and not writable by others (see ensureTrustedDir): after bootstrap it is
+ * the agent's trust anchor, since the cached bundle authenticates the server.
+ * State files are opened without following symlinks and must be owned by this
+ * uid (or root) with mode 0600.
+ *
+ * Loading never throws for bad content: a corrupt, unreadable or untrusted file
+ * is logged (without its content) and treated as absent, so the agent starts
+ * empty rather than not at all. Every stored SVID is verified before it can be
+ * served (see verifyStoredCache); what fails, expired ones included, is dropped.
  */
 export class AgentStore {
   /**
@@ -37,9 +45,12 @@ export class AgentStore {
     private readonly clock: Clock,
   ) {}
 
-  /** Creates (or tightens) the directory and removes temp files left by a crash. */
+  /**
+   * Creates (or tightens to 0700) the directory and removes temp files left by a crash.
+   * @throws TesseraError FAILED_PRECONDITION when the directory or a parent is another user's or writable by others
+   */
   static async open(dir: string, log: Logger, clock: Clock = systemClock): Promise<AgentStore> {
-    await ensurePrivateDir(dir);
+    ensureTrustedDir(dir, { mode: 0o700, what: 'agent data directory' });
     await removeTempFiles(dir);
     return new AgentStore(dir, log, clock);
   }
@@ -52,7 +63,9 @@ export class AgentStore {
    */
   static peekBundle(dir: string, trustDomain?: string): SpiffeBundle | undefined {
     try {
-      const doc = JSON.parse(readFileSync(path.join(dir, CACHE_FILE), 'utf8')) as { trust_domain?: unknown; bundle?: unknown };
+      const text = readTrustedFileSync(path.join(dir, CACHE_FILE), { what: 'agent state file', private: true });
+      if (!text) return undefined;
+      const doc = JSON.parse(text.toString('utf8')) as { trust_domain?: unknown; bundle?: unknown };
       if (typeof doc.trust_domain !== 'string' || typeof doc.bundle !== 'object' || doc.bundle === null) return undefined;
       if (trustDomain !== undefined && doc.trust_domain !== trustDomain) return undefined;
       return decodeBundle(doc.trust_domain, doc.bundle);
@@ -61,10 +74,20 @@ export class AgentStore {
     }
   }
 
-  /** The agent's own SVID, or undefined when absent, corrupt or expired. */
-  async loadIdentity(): Promise<StoredIdentity | undefined> {
-    const id = await this.read(IDENTITY_FILE, decodeIdentity);
-    if (id && id.notAfter * 1000 <= this.clock.now().getTime()) {
+  /**
+   * The agent's own SVID, or undefined when absent, corrupt, failing verification
+   * (with `roots`, the cached bundle: its chain too) or expired.
+   */
+  async loadIdentity(trustDomain: string, roots?: Buffer[]): Promise<StoredIdentity | undefined> {
+    const stored = await this.read(IDENTITY_FILE, decodeIdentity);
+    if (!stored) return undefined;
+    const id = verifyStoredIdentity(stored, roots, trustDomain, this.clock.now().getTime());
+    if (typeof id === 'string') {
+      if (/expired/.test(id)) this.log.info({ agent_id: stored.agentId }, 'stored agent svid has expired; the agent must attest again');
+      else this.log.error({ agent_id: stored.agentId, reason: id }, 'stored agent svid failed verification; ignoring it (the agent must attest again)');
+      return undefined;
+    }
+    if (id.notAfter * 1000 <= this.clock.now().getTime()) {
       this.log.info({ agent_id: id.agentId, expires_at: id.notAfter }, 'stored agent svid has expired; the agent must attest again');
       return undefined;
     }
@@ -75,14 +98,18 @@ export class AgentStore {
     return this.write(IDENTITY_FILE, () => encodeIdentity(id));
   }
 
-  /** The workload cache without expired SVIDs, or undefined when absent or corrupt. */
+  /** The workload cache with only the SVIDs that pass verification, or undefined when absent or corrupt. */
   async loadCache(): Promise<StoredCache | undefined> {
     const c = await this.read(CACHE_FILE, decodeCache);
     if (!c) return undefined;
-    const now = this.clock.now().getTime();
-    const svids = c.svids.filter((s) => s.notAfter * 1000 > now);
-    if (svids.length < c.svids.length) this.log.debug({ dropped: c.svids.length - svids.length }, 'dropped expired svids from the stored cache');
-    return { ...c, svids };
+    const { cache, dropped } = verifyStoredCache(c, this.clock.now().getTime());
+    const expired = dropped.filter((d) => /expired/.test(d.reason));
+    if (expired.length > 0) this.log.debug({ dropped: expired.length }, 'dropped expired svids from the stored cache');
+    const bad = dropped.filter((d) => !/expired/.test(d.reason));
+    if (bad.length > 0) {
+      this.log.error({ count: bad.length, svids: bad.slice(0, 10) }, 'stored svids failed verification and were dropped; they will be signed again at the next sync');
+    }
+    return cache;
   }
 
   /** Saves a snapshot; a function runs when the write starts, so a queued save writes fresh state. */
@@ -92,16 +119,17 @@ export class AgentStore {
 
   private async read<T>(name: string, decode: (text: string) => T): Promise<T | undefined> {
     const file = path.join(this.dir, name);
-    let text: string | undefined;
+    let data: Buffer | undefined;
     try {
-      text = await readIfExists(file);
+      data = await readTrustedFile(file, { what: 'agent state file', private: true });
     } catch (e) {
-      this.log.error({ file, err_code: (e as NodeJS.ErrnoException).code }, 'cannot read agent state file; starting without it');
+      const err = e as NodeJS.ErrnoException;
+      this.log.error({ file, err_code: err.code, reason: err.message }, 'cannot read agent state file; starting without it');
       return undefined;
     }
-    if (text === undefined) return undefined;
+    if (data === undefined) return undefined;
     try {
-      return decode(text);
+      return decode(data.toString('utf8'));
     } catch (e) {
       // Only the error's kind: zod and JSON messages can quote the content, which may hold a key.
       this.log.error({ file, error: (e as Error).name }, 'agent state file is corrupt; starting without it (it will be overwritten)');
@@ -120,7 +148,7 @@ export class AgentStore {
     const queue = q;
     job.done = queue.tail.then(() => {
       queue.waiting = undefined; // started: later saves queue behind this one
-      return writeFileAtomic(path.join(this.dir, name), job.encode());
+      return writeFileAtomic(path.join(this.dir, name), job.encode(), 0o600);
     });
     queue.waiting = job;
     queue.tail = job.done.catch(() => undefined);

@@ -62,6 +62,7 @@ export class CallContext {
     private readonly call: { metadata: grpc.Metadata; getPeer(): string },
   ) {
     this.logFields = { [RPC_FIELD]: rpc };
+    deps.connections.get(call.getPeer())?.callStarted();
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Logger } from '../../common/log';
 import { F } from '../../common/log';
 import { readCallerInfo, type CallerInfo, type PeerCredOps } from '../attestor/workload/unix';
 import { CONN_FIELD } from './calls';
+import type { ConnectionLimits } from '../../common/net/connection-limits';
 
 /** What the registry uses from `@tessera/peercred`. */
 export type ConnectionPeerCredOps = PeerCredOps & { closeFd(fd: number): void };
@@ -18,6 +19,8 @@ export interface Connection {
    * check would then ask about the wrong process.
    */
   withCaller<T>(fn: (caller: CallerInfo) => Promise<T>): Promise<T>;
+  /** A call arrived on this connection: the first-request deadline no longer applies. */
+  callStarted(): void;
 }
 
 /**
@@ -31,13 +34,20 @@ export class ConnectionRegistry {
   private readonly conns = new Map<string, { conn: ConnectionImpl; socket: Socket }>();
   private seq = 0;
 
-  constructor(private readonly ops: ConnectionPeerCredOps, private readonly log: Logger) {}
+  constructor(
+    private readonly ops: ConnectionPeerCredOps,
+    private readonly log: Logger,
+    /** connection caps (total and per uid) and the first-request deadline */
+    private readonly limits?: ConnectionLimits,
+  ) {}
 
   /**
    * Reads the peer's credentials and pidfd, tags and registers the socket.
    * Call it first thing in the `connection` handler (fd numbers are reused after
    * close) and hand the socket to grpc right after, without reading from it.
-   * @returns undefined (and destroys the socket) if the credentials cannot be read
+   * A connection over the total or per-uid cap is closed at once (its pidfd too);
+   * one that starts no call within the first-request deadline is closed then.
+   * @returns undefined (and destroys the socket) if the credentials cannot be read or a cap is reached
    */
   accept(socket: Socket): Connection | undefined {
     let caller: CallerInfo;
@@ -49,9 +59,14 @@ export class ConnectionRegistry {
       socket.destroy();
       return undefined;
     }
+    if (this.limits && !this.limits.admit(socket, String(caller.uid))) {
+      if (caller.pidfd >= 0) this.ops.closeFd(caller.pidfd);
+      return undefined;
+    }
     const id = `workload-conn-${++this.seq}`;
     Object.defineProperty(socket, 'remoteAddress', { value: id, configurable: true, enumerable: true });
-    const conn = new ConnectionImpl(id, caller, this.ops, this.log);
+    const started = this.limits?.firstRequestDeadline(socket, String(caller.uid)) ?? (() => undefined);
+    const conn = new ConnectionImpl(id, caller, this.ops, this.log, started);
     this.conns.set(id, { conn, socket });
     // Listening for 'error' and 'close' neither reads nor resumes the socket.
     socket.on('error', (err) => this.log.debug({ err, [CONN_FIELD]: id }, 'workload api connection error'));
@@ -82,7 +97,13 @@ class ConnectionImpl implements Connection {
   private inflight = 0;
   private closed = false;
 
-  constructor(readonly id: string, readonly caller: CallerInfo, private readonly ops: ConnectionPeerCredOps, private readonly log: Logger) {}
+  constructor(
+    readonly id: string,
+    readonly caller: CallerInfo,
+    private readonly ops: ConnectionPeerCredOps,
+    private readonly log: Logger,
+    readonly callStarted: () => void,
+  ) {}
 
   async withCaller<T>(fn: (caller: CallerInfo) => Promise<T>): Promise<T> {
     this.inflight++;

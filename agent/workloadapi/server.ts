@@ -11,6 +11,8 @@ import { ConnectionRegistry, type ConnectionPeerCredOps } from './connections';
 import { workloadHandlers } from './handlers';
 import { workloadServerService, type WorkloadRPC } from './proto';
 import { OpenStreams } from './stream';
+import { ConnectionLimits, type RefusalReason } from '../../common/net/connection-limits';
+import { ensureTrustedDir } from '../../common/fs/trusted-dir';
 
 export type { WorkloadAttestor } from './calls';
 
@@ -28,7 +30,24 @@ export interface WorkloadAPIOptions {
   peercred?: ConnectionPeerCredOps;
   /** How long close() lets connections drain before cutting them; default 5000 ms. */
   shutdownGraceMs?: number;
+  /** Connection caps and the first-request deadline (defaults: {@link DEFAULT_WORKLOAD_API_LIMITS}). */
+  limits?: Partial<WorkloadAPILimits>;
+  /** Called when a connection is refused or closed by a limit (for the metric). */
+  onRefused?: (reason: RefusalReason) => void;
 }
+
+/** Caps of the Workload API listener. */
+export interface WorkloadAPILimits {
+  maxConnections: number;
+  maxConnectionsPerUid: number;
+  firstRequestTimeoutMs: number;
+}
+
+/**
+ * A workload process normally keeps one connection (go-spiffe's and our sources do);
+ * 128 per uid leaves room for worker pools, and several uids can never take all 1,024.
+ */
+export const DEFAULT_WORKLOAD_API_LIMITS: WorkloadAPILimits = { maxConnections: 1024, maxConnectionsPerUid: 128, firstRequestTimeoutMs: 10_000 };
 
 export interface WorkloadAPIServer {
   /** Stops accepting, ends every open stream with status OK, then closes the connections. Idempotent. */
@@ -62,7 +81,18 @@ export async function startWorkloadAPI(opts: WorkloadAPIOptions): Promise<Worklo
   const grace = opts.shutdownGraceMs ?? 5000;
   let closing = false;
 
-  const registry = new ConnectionRegistry(peercred, log);
+  const l = { ...DEFAULT_WORKLOAD_API_LIMITS, ...opts.limits };
+  const limits = new ConnectionLimits({
+    listener: 'workload_api',
+    maxConnections: l.maxConnections,
+    maxPerPeer: l.maxConnectionsPerUid,
+    firstRequestTimeoutMs: l.firstRequestTimeoutMs,
+    peerKind: 'uid',
+    fdsPerConnection: 2, // the socket and the caller's pidfd
+    log,
+    onRefused: opts.onRefused,
+  });
+  const registry = new ConnectionRegistry(peercred, log, limits);
   const streams = new OpenStreams();
   const deps: CallDeps = {
     source: opts.source,
@@ -90,9 +120,9 @@ export async function startWorkloadAPI(opts: WorkloadAPIOptions): Promise<Worklo
       resolve();
     });
   });
-  netServer.on('error', (err) => log.error({ err }, 'workload api listener error'));
+  limits.watch(netServer); // EMFILE on accept is logged and counted, never a crash
   await fsp.chmod(opts.socketPath, 0o777);
-  log.info({ socket: opts.socketPath }, 'workload api listening');
+  log.info({ socket: opts.socketPath, max_connections: limits.maxConnections, max_connections_per_uid: l.maxConnectionsPerUid }, 'workload api listening');
 
   let closed: Promise<void> | undefined;
   return {
@@ -123,13 +153,17 @@ export async function startWorkloadAPI(opts: WorkloadAPIOptions): Promise<Worklo
 }
 
 /**
- * Creates the socket's directory (0755, so any user can reach the socket) and
- * removes a stale socket left by a previous run. Anything else at the path is
- * refused rather than deleted (a misconfigured path must not cost a file), and
- * so is a socket someone still serves (a second agent must not steal the first one's callers).
+ * Creates the socket's directory (0755, so any user can reach the socket; parents
+ * 0755) and removes a stale socket left by a previous run. The directory must be
+ * this uid's or root's and not writable by others, and so must every parent (see
+ * ensureTrustedDir): another user who created it first could otherwise replace
+ * the socket with their own and receive the JWTs workloads send to
+ * ValidateJWTSVID. Anything else than a socket at the path is refused rather than
+ * deleted (a misconfigured path must not cost a file), and so is a socket someone
+ * still serves (a second agent must not steal the first one's callers).
  */
 async function prepareSocketPath(path: string): Promise<void> {
-  await fsp.mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  ensureTrustedDir(dirname(path), { mode: 0o755, what: 'workload api socket directory' });
   let isSocket: boolean;
   try {
     isSocket = (await fsp.lstat(path)).isSocket();

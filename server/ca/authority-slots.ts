@@ -20,6 +20,10 @@ export interface SlotMaterial<S> {
   signer(slot: CAJournalEntry, key: ManagedKey): S;
   /** the id relying parties see: X.509 subject key identifier (hex) or JWT kid */
   keyId(slot: CAJournalEntry): string;
+  /** the earliest time the slot's signatures are valid (a CA certificate's notBefore); none for JWT keys */
+  validFrom?(slot: CAJournalEntry): number;
+  /** the latest notAfter a new key can get (an upstream certificate's expiry), read at every step */
+  maxNotAfter?(): number | undefined;
 }
 
 export interface AuthoritySlotsDeps<S> {
@@ -31,6 +35,15 @@ export interface AuthoritySlotsDeps<S> {
   publish(opts?: { force?: boolean }): Promise<SpiffeBundle>;
   /** whether the slot's key is part of `bundle` (an upstream-signed intermediate always is, through its root) */
   inBundle(slot: CAJournalEntry, bundle: SpiffeBundle): boolean;
+  /** milliseconds on a clock that never steps; with pruneGraceMs, what prune waits on */
+  monotonic?: () => number;
+  /**
+   * How long (monotonic ms) a retired slot must have been seen expired before it
+   * is pruned. A forward step of the wall clock makes a key look expired that
+   * relying parties (with correct clocks) still need; the grace keeps it in the
+   * journal and the bundle until the clock is trusted again. Default 0.
+   */
+  pruneGraceMs?: number;
 }
 
 /** Upper bound of actions per step: a step after a long downtime may retire, drop, prepare and activate. */
@@ -49,6 +62,9 @@ export class AuthoritySlots<S> {
   private slots: CAJournalEntry[] = [];
   private readonly keys = new Map<string, ManagedKey>();
   private activeSigner?: { id: string; signer: S };
+  /** monotonic ms at which each expired slot was first seen expired */
+  private readonly expiredSeen = new Map<string, number>();
+  private upstreamWarnedFor?: string;
 
   constructor(private readonly d: AuthoritySlotsDeps<S>) {}
 
@@ -89,16 +105,55 @@ export class AuthoritySlots<S> {
 
   /** Applies every rotation action due at `now`; returns how many were applied. */
   async step(now: number): Promise<number> {
+    const maxNotAfter = this.d.material.maxNotAfter?.();
     for (let n = 0; n < MAX_ACTIONS_PER_STEP; n++) {
-      const action = nextRotationAction(this.views(), now);
-      if (!action) return n;
+      const action = nextRotationAction(this.views(now), now, { maxNotAfter });
+      if (!action) {
+        this.warnIfCapped(now, maxNotAfter);
+        return n;
+      }
       await this.apply(action, now);
     }
     throw new TesseraError('INTERNAL', `${this.kind} authority rotation did not settle after ${MAX_ACTIONS_PER_STEP} actions`);
   }
 
-  private views(): SlotView[] {
-    return this.slots.map((s) => ({ id: s.id, state: s.state, notBefore: s.notBefore, notAfter: s.notAfter, usable: this.keys.has(s.id) }));
+  /** The wall clock jumped: every expired slot waits a full grace again before it is pruned. */
+  restartPruneGrace(): void {
+    this.expiredSeen.clear();
+  }
+
+  private views(now: number): SlotView[] {
+    const mono = this.d.monotonic?.() ?? 0;
+    const grace = this.d.pruneGraceMs ?? 0;
+    for (const id of this.expiredSeen.keys()) if (!this.slots.some((s) => s.id === id && s.notAfter <= now)) this.expiredSeen.delete(id);
+    return this.slots.map((s) => {
+      let prunable = true;
+      if (s.notAfter <= now && grace > 0) {
+        if (!this.expiredSeen.has(s.id)) this.expiredSeen.set(s.id, mono);
+        prunable = mono - this.expiredSeen.get(s.id)! >= grace;
+      }
+      return {
+        id: s.id,
+        state: s.state,
+        notBefore: s.notBefore,
+        notAfter: s.notAfter,
+        usable: this.keys.has(s.id),
+        validFrom: this.d.material.validFrom?.(s),
+        prunable,
+      };
+    });
+  }
+
+  /** Logs once per active key when the upstream's expiry keeps a successor from being prepared. */
+  private warnIfCapped(now: number, maxNotAfter: number | undefined): void {
+    const a = this.slots.find((s) => s.state === 'active');
+    if (!a || maxNotAfter === undefined || maxNotAfter > a.notAfter || this.upstreamWarnedFor === a.id) return;
+    if (now < a.notAfter - (a.notAfter - a.notBefore) / 2) return; // not yet due for a successor anyway
+    this.upstreamWarnedFor = a.id;
+    this.d.log.error(
+      { authority_id: a.id, not_after: a.notAfter, upstream_not_after: maxNotAfter },
+      `${this.kind} authority cannot rotate: the upstream authority certificate expires before a new key could outlive the active one; renew upstream_authority.cert_file (it is re-read at every rotation check)`,
+    );
   }
 
   private async apply(a: RotationAction, now: number): Promise<void> {

@@ -9,7 +9,7 @@ import type { UpstreamAuthority } from './upstream-disk';
 
 /**
  * The own trust domain's bundle, computed from the CA journal: the keys of
- * prepared, active, retired and tainted slots that have not expired (never
+ * prepared, active, retired and tainted slots until they are pruned (never
  * revoked ones), or the upstream roots instead of our CA certificates when there
  * is an upstream authority. Stored with a sequence number that grows on every
  * change; listeners hear of every new sequence.
@@ -19,7 +19,7 @@ export class BundlePublisher {
   private readonly listeners = new Set<(b: SpiffeBundle) => void>();
 
   constructor(
-    private readonly d: { trustDomain: string; refreshHint: number; store: DataStore; log: Logger; upstream?: UpstreamAuthority; now: () => number },
+    private readonly d: { trustDomain: string; refreshHint: number; store: DataStore; log: Logger; upstream?: UpstreamAuthority },
   ) {}
 
   /**
@@ -28,8 +28,7 @@ export class BundlePublisher {
    */
   async publish(opts: { force?: boolean } = {}): Promise<SpiffeBundle> {
     const { trustDomain: td, store } = this.d;
-    const now = this.d.now();
-    const live = (await store.listCAJournal()).filter((s) => isPublished(s, now));
+    const live = (await store.listCAJournal()).filter(isPublished);
     const x509Authorities = this.d.upstream
       ? this.d.upstream.roots()
       : live.filter((s) => s.kind === 'x509' && s.certificateDer).map((s) => s.certificateDer!);

@@ -11,6 +11,7 @@ import { BundlePublisher } from './bundle-publisher';
 import { jwtMaterial, type JWTSigner } from './jwt-authority';
 import type { UpstreamAuthority } from './upstream-disk';
 import { NOT_BEFORE_BACKDATE_SECONDS, x509Material, type X509Signer } from './x509-authority';
+import { ClockJumpDetector } from './clock-jump';
 
 export { NOT_BEFORE_BACKDATE_SECONDS } from './x509-authority';
 export type { AuthorityInfo, AuthorityKind } from './authority-info';
@@ -32,6 +33,26 @@ export interface CAManagerDeps {
   log: Logger;
   clock?: Clock;
   upstream?: UpstreamAuthority;
+  /**
+   * How long (seconds of monotonic time) an expired retired key stays in the
+   * journal and the bundle before it is pruned; see AuthoritySlots. The server
+   * uses {@link defaultPruneGrace}; default 0 (tests with a fake clock).
+   */
+  pruneGraceSeconds?: number;
+  /** called when the wall clock jumped by `seconds` (for the metric) */
+  onClockJump?: (seconds: number) => void;
+}
+
+/**
+ * The prune grace the server uses: a sixth of the CA lifetime, at most an hour. A
+ * forward clock step shorter than that never costs relying parties a key they need.
+ */
+export const defaultPruneGrace = (caTtl: number): number => Math.min(3600, Math.floor(caTtl / 6));
+
+/** Why the CA can or cannot sign right now (readiness). */
+export interface SigningStatus {
+  x509: 'ok' | 'no active key' | 'not valid yet' | 'expired';
+  jwt: 'ok' | 'no active key' | 'expired';
 }
 
 export interface MintedX509 {
@@ -59,13 +80,23 @@ export class CAManager {
   private readonly log: Logger;
   private queue: Promise<unknown> = Promise.resolve();
   private timer?: NodeJS.Timeout;
+  private readonly jumps: ClockJumpDetector;
+  private rotationKicked = false;
 
   private constructor(private readonly deps: CAManagerDeps) {
     this.clock = deps.clock ?? systemClock;
     this.log = deps.log;
+    this.jumps = new ClockJumpDetector(this.clock);
     const c = deps.config;
-    this.publisher = new BundlePublisher({ trustDomain: c.trustDomain, refreshHint: c.refreshHint, store: deps.store, log: deps.log, upstream: deps.upstream, now: () => this.nowS() });
-    const common = { store: deps.store, keyManager: deps.keyManager, log: deps.log, publish: (o?: { force?: boolean }) => this.publishBundle(o) };
+    this.publisher = new BundlePublisher({ trustDomain: c.trustDomain, refreshHint: c.refreshHint, store: deps.store, log: deps.log, upstream: deps.upstream });
+    const common = {
+      store: deps.store,
+      keyManager: deps.keyManager,
+      log: deps.log,
+      publish: (o?: { force?: boolean }) => this.publishBundle(o),
+      monotonic: () => this.clock.monotonic?.() ?? this.clock.now().getTime(),
+      pruneGraceMs: (deps.pruneGraceSeconds ?? 0) * 1000,
+    };
     this.x509 = new AuthoritySlots<X509Signer>({
       ...common,
       material: x509Material({ trustDomain: c.trustDomain, caKeyType: c.caKeyType, caTtl: c.caTtl, organization: c.organization, upstream: deps.upstream }),
@@ -108,12 +139,40 @@ export class CAManager {
   /** One rotation step for both kinds at the clock's now. */
   rotate(): Promise<void> {
     return this.serial(async () => {
+      this.checkClock();
       const now = this.nowS();
       await this.x509.step(now);
       await this.jwt.step(now);
       // Expiry alone changes the bundle (an expired key leaves it) even when no slot changed.
       await this.publishBundle();
     });
+  }
+
+  /**
+   * A wall-clock step is logged, counted, and restarts the prune grace: keys that
+   * look expired only because the clock leapt forward are not pruned, and keys
+   * the clock is now behind are replaced by the rotation step that follows.
+   */
+  private checkClock(): void {
+    const jump = this.jumps.check();
+    if (jump === 0) return;
+    const seconds = Math.round(jump / 1000);
+    this.log.warn(
+      { event: 'clock_jump', seconds, wall_clock: this.clock.now().toISOString() },
+      `the wall clock jumped ${seconds > 0 ? 'forward' : 'back'} by ${Math.abs(seconds)} s (a clock step, or the machine was suspended); keys will not be pruned until it has been stable for the prune grace`,
+    );
+    this.deps.onClockJump?.(seconds);
+    this.x509.restartPruneGrace();
+    this.jwt.restartPruneGrace();
+  }
+
+  /** Runs a rotation step soon (at most one queued): a mint found the active CA unusable at this clock. */
+  private kickRotation(): void {
+    if (this.rotationKicked) return;
+    this.rotationKicked = true;
+    void this.rotate()
+      .catch((err: unknown) => this.log.error({ err }, 'ca rotation step failed'))
+      .finally(() => (this.rotationKicked = false));
   }
 
   /** Runs {@link rotate} every `intervalSeconds` on an unref'd timer until {@link stop}. */
@@ -163,6 +222,22 @@ export class CAManager {
     return this.requireJWT().slot.notAfter;
   }
 
+  /** Whether both an X.509 CA and a JWT key can sign at the clock's now. */
+  canSign(): boolean {
+    const st = this.signingStatus();
+    return st.x509 === 'ok' && st.jwt === 'ok';
+  }
+
+  signingStatus(): SigningStatus {
+    const now = this.nowS();
+    const x = this.x509.active;
+    const j = this.jwt.active;
+    return {
+      x509: !x ? 'no active key' : now >= x.notAfter ? 'expired' : now < x.validFrom ? 'not valid yet' : 'ok',
+      jwt: !j ? 'no active key' : now >= j.slot.notAfter ? 'expired' : 'ok',
+    };
+  }
+
   private requireX509(): X509Signer {
     const a = this.x509.active;
     if (!a) throw unavailable('x509 ca is not ready');
@@ -185,7 +260,15 @@ export class CAManager {
     const ca = this.requireX509();
     const now = this.nowS();
     const notAfter = Math.min(now + req.ttl, ca.notAfter);
-    if (notAfter <= now) throw unavailable('the x509 ca has expired and its successor is not active yet; retry shortly');
+    // Never sign outside the CA's validity: rotate instead (the next step replaces it).
+    if (notAfter <= now) {
+      this.kickRotation();
+      throw unavailable('the x509 ca has expired and its successor is not active yet; retry shortly');
+    }
+    if (now < ca.validFrom) {
+      this.kickRotation();
+      throw unavailable('the x509 ca is not valid yet at the server clock (was the clock stepped back?); a new ca is being made, retry shortly');
+    }
     const { der, serialHex } = ca.template.mint({
       spiffeId: req.spiffeId,
       dnsNames: req.dnsNames,
@@ -201,7 +284,10 @@ export class CAManager {
     const k = this.requireJWT();
     const now = this.nowS();
     const r = k.signer.mint({ sub: req.spiffeId, aud: req.audience, ttlSeconds: req.ttl, iss: this.deps.config.jwtIssuer, now });
-    if (r.expiresAt <= now) throw unavailable('the jwt signing key has expired and its successor is not active yet; retry shortly');
+    if (r.expiresAt <= now) {
+      this.kickRotation();
+      throw unavailable('the jwt signing key has expired and its successor is not active yet; retry shortly');
+    }
     return { ...r, authorityId: k.slot.id };
   }
 

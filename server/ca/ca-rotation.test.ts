@@ -263,6 +263,7 @@ describe('with an upstream authority', () => {
         upstreamChain: [],
       }),
       roots: () => [rootDer],
+      notAfter: () => T0 + 365 * 86400,
     };
     const ca = await start({ upstream });
     const root = new X509Certificate(rootDer);

@@ -19,9 +19,29 @@ export type SlotState = CAJournalEntry['state'];
 export interface SlotView {
   id: string;
   state: SlotState;
+  /** when the slot was made (rotation times count from here) */
   notBefore: number;
   notAfter: number;
   usable: boolean;
+  /**
+   * The earliest time its signatures are valid (an X.509 CA certificate's
+   * notBefore, backdated); absent for JWT keys, which have no such time. A slot
+   * the clock is behind (stepped back) can sign nothing valid.
+   */
+  validFrom?: number;
+  /** false while an expired slot is within its prune grace (see AuthoritySlots); default true */
+  prunable?: boolean;
+}
+
+/** Limits of what a new key can get, from outside the slots. */
+export interface RotationContext {
+  /**
+   * The latest notAfter a new key can have (an upstream certificate's expiry). A
+   * new key that could not outlive the active one is not prepared: with an upstream
+   * that expires sooner than the CA TTL, every new intermediate would be capped
+   * shorter than the last, and rotating would never end.
+   */
+  maxNotAfter?: number;
 }
 
 export type RotationAction =
@@ -67,11 +87,14 @@ export function activateAt(active: { notBefore: number; notAfter: number }): num
 }
 
 /**
- * True when a slot's key belongs in the published bundle at `now`: prepared,
- * active, retired or tainted, and not yet expired. Revoked keys never are.
+ * True when a slot's key belongs in the published bundle: prepared, active,
+ * retired or tainted; revoked keys never are. An expired key stays until its slot
+ * is pruned: after a forward clock step, relying parties whose clocks are right
+ * still need it for the SVIDs it signed (pruning waits for a grace of monotonic
+ * time, see AuthoritySlots).
  */
-export function isPublished(s: { state: SlotState; notAfter: number }, now: number): boolean {
-  return s.state !== 'revoked' && s.notAfter > now;
+export function isPublished(s: { state: SlotState }): boolean {
+  return s.state !== 'revoked';
 }
 
 /**
@@ -94,11 +117,12 @@ export function defaultRotationInterval(caTtl: number): number {
  * nextRotationAction([{ id: 'a', state: 'active', notBefore: 0, notAfter: 60, usable: true }], 30)
  * // { type: 'prepare', reason: 'half-life' }
  */
-export function nextRotationAction(slots: readonly SlotView[], now: number): RotationAction | undefined {
+export function nextRotationAction(slots: readonly SlotView[], now: number, ctx: RotationContext = {}): RotationAction | undefined {
   const prepared = slots.filter((s) => s.state === 'prepared');
   for (const p of prepared) {
     if (!p.usable) return { type: 'drop', id: p.id, reason: 'key missing from the key manager' };
     if (p.notAfter <= now) return { type: 'drop', id: p.id, reason: 'expired before activation' };
+    if (p.validFrom !== undefined && p.validFrom > now) return { type: 'drop', id: p.id, reason: 'not valid yet: the clock is behind it (stepped back?)' };
   }
   // Two prepared slots only come from a crash mid-prepare: keep the newest.
   if (prepared.length > 1) return { type: 'drop', id: oldest(prepared).id, reason: 'superseded by a newer prepared key' };
@@ -106,6 +130,8 @@ export function nextRotationAction(slots: readonly SlotView[], now: number): Rot
   for (const a of actives) {
     if (!a.usable) return { type: 'retire', id: a.id, reason: 'key missing from the key manager' };
     if (a.notAfter <= now) return { type: 'retire', id: a.id, reason: 'expired' };
+    // Never sign outside the key's validity: rotate to a key valid now instead.
+    if (a.validFrom !== undefined && a.validFrom > now) return { type: 'retire', id: a.id, reason: 'not valid yet: the clock is behind it (stepped back?)' };
   }
   if (actives.length > 1) return { type: 'retire', id: oldest(actives).id, reason: 'superseded by a newer active key' };
   const active = actives[0];
@@ -113,9 +139,10 @@ export function nextRotationAction(slots: readonly SlotView[], now: number): Rot
   if (!active) {
     return next ? { type: 'activate', id: next.id, reason: 'no active key' } : { type: 'prepare', reason: 'no active key' };
   }
-  if (!next && now >= prepareAt(active)) return { type: 'prepare', reason: 'half-life' };
+  const outlives = ctx.maxNotAfter === undefined || ctx.maxNotAfter > active.notAfter;
+  if (!next && now >= prepareAt(active) && outlives) return { type: 'prepare', reason: 'half-life' };
   if (next && now >= activateAt(active)) return { type: 'activate', id: next.id, reason: 'five-sixths of the active key lifetime' };
-  const expired = slots.find((s) => (s.state === 'retired' || s.state === 'tainted' || s.state === 'revoked') && s.notAfter <= now);
+  const expired = slots.find((s) => (s.state === 'retired' || s.state === 'tainted' || s.state === 'revoked') && s.notAfter <= now && s.prunable !== false);
   if (expired) return { type: 'prune', id: expired.id };
   return undefined;
 }

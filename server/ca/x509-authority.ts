@@ -7,9 +7,19 @@ import { readCertificateInfo } from './certificate-info';
 import type { NewSlot, SlotMaterial } from './authority-slots';
 import type { UpstreamAuthority } from './upstream-disk';
 import { X509SVIDTemplate } from './x509-leaf-template';
+import { certificateValidity } from '../../common/x509svid/certificate-validity';
 
 /** X.509-SVID backdating, as SPIRE: tolerates clock skew between issuer and relying parties. */
 export const NOT_BEFORE_BACKDATE_SECONDS = 10;
+
+/**
+ * CA certificates are backdated by an hour: a server whose clock is stepped back
+ * by less than that keeps signing with a CA that is valid at its clock (a larger
+ * step makes the CA "not valid yet", and the rotation rules replace it, see
+ * rotation.ts). Backdating widens nothing that matters: the CA's notAfter, and
+ * so every SVID's, is unchanged, and SVIDs carry their own notBefore.
+ */
+export const CA_NOT_BEFORE_BACKDATE_SECONDS = 3600;
 
 /** An X.509 CA slot ready to sign. */
 export interface X509Signer {
@@ -18,6 +28,8 @@ export interface X509Signer {
   /** certificates sent after the leaf: our CA cert when it is an intermediate, plus upstream intermediates */
   chainTail: Buffer[];
   notAfter: number;
+  /** the CA certificate's notBefore (unix s): nothing is signed before it */
+  validFrom: number;
 }
 
 /**
@@ -32,7 +44,7 @@ export function x509Material(cfg: { trustDomain: string; caKeyType: KeyType; caT
     kind: 'x509',
     keyType: cfg.caKeyType,
     async create(key: ManagedKey, now: number): Promise<NewSlot> {
-      const notBefore = now - NOT_BEFORE_BACKDATE_SECONDS;
+      const notBefore = now - CA_NOT_BEFORE_BACKDATE_SECONDS;
       const notAfter = now + cfg.caTtl;
       let certDer: Buffer;
       let upstreamChain: Buffer | null = null;
@@ -55,8 +67,8 @@ export function x509Material(cfg: { trustDomain: string; caKeyType: KeyType; caT
         upstreamChainDer: upstreamChain,
         publicJwk: null,
         kid: x509KeyId(certDer),
-        // Rotation times count from issuance: the certificate's 10-s backdating is clock-skew
-        // tolerance, and would move prepare and activate earlier (by 5 s and 8 s for a 60-s CA).
+        // Rotation times count from issuance: the certificate's backdating is clock-step
+        // tolerance, and would move prepare and activate earlier.
         notBefore: now,
         // the upstream may have capped it at its own expiry
         notAfter: Math.floor(new Date(cert.validTo).getTime() / 1000),
@@ -70,10 +82,22 @@ export function x509Material(cfg: { trustDomain: string; caKeyType: KeyType; caT
         chainTail.push(caCertDer);
         if (slot.upstreamChainDer && slot.upstreamChainDer.length) chainTail.push(...splitDer(slot.upstreamChainDer));
       }
-      return { slot, template, chainTail, notAfter: slot.notAfter };
+      return { slot, template, chainTail, notAfter: slot.notAfter, validFrom: caValidFrom(slot) };
     },
     keyId: (slot) => (slot.certificateDer ? x509KeyId(slot.certificateDer) : slot.kid),
+    validFrom: caValidFrom,
+    maxNotAfter: () => cfg.upstream?.notAfter(),
   };
+}
+
+const validFromCache = new WeakMap<Buffer, number>();
+/** The notBefore (unix s) of a slot's CA certificate; the slot's own time for a slot without one. */
+function caValidFrom(slot: CAJournalEntry): number {
+  const der = slot.certificateDer;
+  if (!der) return slot.notBefore;
+  let v = validFromCache.get(der);
+  if (v === undefined) validFromCache.set(der, (v = certificateValidity(der).notBefore));
+  return v;
 }
 
 /** The subject key identifier of a CA certificate, lower-case hex (journals of older builds stored the slot id as kid). */

@@ -1,3 +1,4 @@
+import { TLS_OPTIONS } from '../../common/tls';
 import https from 'node:https';
 import type { PeerCertificate } from 'node:tls';
 import { TesseraError, unavailable } from '../../common/errors';
@@ -67,7 +68,7 @@ function get(url: URL, t: BundleEndpointTarget, o: BundleClientOptions): Promise
       // checkServerIdentity (the SVID check below), and new roots must apply at once.
       agent: false,
       timeout: o.timeoutMs ?? 10_000,
-      minVersion: 'TLSv1.2',
+      ...TLS_OPTIONS,
       ...tlsOptions(t, o),
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${o.timeoutMs ?? 10_000} ms`)));

@@ -1,3 +1,4 @@
+import { TLS_OPTIONS } from '../../common/tls';
 import https from 'node:https';
 import type { KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -43,7 +44,7 @@ export async function startBundleEndpoint(o: BundleEndpointOptions): Promise<Bun
   const secure = () => {
     const t = o.tls();
     const key = typeof t.key === 'string' ? t.key : (t.key.export({ format: 'pem', type: 'pkcs8' }) as string);
-    return { key, cert: t.cert, minVersion: 'TLSv1.2' as const };
+    return { key, cert: t.cert, ...TLS_OPTIONS };
   };
   const server = https.createServer(secure(), (req, res) => {
     const path = (req.url ?? '/').split('?')[0];

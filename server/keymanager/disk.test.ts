@@ -98,7 +98,7 @@ describe('DiskKeyManager', () => {
     await expect(DiskKeyManager.open(dir)).rejects.toThrow(/symbolic link/);
     fs.unlinkSync(path.join(dir, 'ca.key'));
     fs.chmodSync(dir, 0o777);
-    await expect(DiskKeyManager.open(dir)).rejects.toThrow(`chmod 700 ${dir}`);
+    await expect(DiskKeyManager.open(dir)).rejects.toThrow(`chmod go-w ${dir}`);
   });
 
   it('refuses a key file holding an unsupported key or garbage', async () => {

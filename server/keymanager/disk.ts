@@ -4,6 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
 import { TesseraError } from '../../common/errors';
+import { effectiveUid, ensureTrustedDir } from '../../common/fs/trusted-dir';
 import { assertKeyId, assertKeyType, generatePrivateKey, KEY_ID_PATTERN, keyTypeOf, managedKeyFromPrivate } from './base';
 import type { KeyManager, KeyType, ManagedKey } from './keymanager';
 
@@ -109,12 +110,8 @@ export class DiskKeyManager implements KeyManager {
   }
 
   async #loadAll(): Promise<void> {
-    await fs.mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    const st = await fs.stat(this.#dir);
-    // A directory others can write to lets them plant their own key as ours.
-    if ((st.mode & 0o022) !== 0) {
-      throw precondition(`key directory ${this.#dir} is writable by group or others; run chmod 700 ${this.#dir}`);
-    }
+    // A directory another user owns, or others can write to, lets them plant their own key as ours.
+    ensureTrustedDir(this.#dir, { mode: 0o700, what: 'key directory' });
     const keys = new Map<string, ManagedKey>();
     for (const name of (await fs.readdir(this.#dir)).sort()) {
       const file = path.join(this.#dir, name);
@@ -169,6 +166,8 @@ async function readKeyFile(id: string, file: string): Promise<ManagedKey> {
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw precondition(`key file ${file} is not a regular file`);
+    const euid = effectiveUid();
+    if (euid !== undefined && st.uid !== euid && st.uid !== 0) throw precondition(`key file ${file} is owned by uid ${st.uid}, not by this process (uid ${euid}) or root`);
     if ((st.mode & 0o077) !== 0) {
       const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
       throw precondition(`key file ${file} is accessible by group or others (mode ${mode}); run chmod 600 ${file}`);

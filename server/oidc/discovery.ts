@@ -1,3 +1,4 @@
+import { TLS_OPTIONS } from '../../common/tls';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -87,7 +88,7 @@ export async function startOIDCDiscovery(o: OIDCDiscoveryOptions): Promise<OIDCD
     }
     send(404, JSON.stringify({ error: 'not found' }), 'no-store');
   };
-  const server = o.tls ? https.createServer({ cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' }, handler) : http.createServer(handler);
+  const server = o.tls ? https.createServer({ cert: o.tls.cert, key: o.tls.key, ...TLS_OPTIONS }, handler) : http.createServer(handler);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((res, rej) => server.once('error', rej).listen(o.bind.port, o.bind.host, () => res()));

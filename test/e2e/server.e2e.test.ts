@@ -324,7 +324,7 @@ describe('admin API and CLI', () => {
 
   it('healthcheck, /live, /ready and /metrics', async () => {
     expect(await server.cli(['healthcheck'])).toMatch(/healthy/);
-    expect(statSync(path.dirname(server.adminSocket)).mode & 0o777).toBe(0o770);
+    expect(statSync(path.dirname(server.adminSocket)).mode & 0o777).toBe(0o750);
     expect(statSync(path.join(server.dir, 'data', 'datastore.sqlite3')).mode & 0o777).toBe(0o600);
     expect((await httpGet(server.health, '/live')).status).toBe(200);
     expect((await httpGet(server.health, '/ready')).status).toBe(200);
