@@ -21,8 +21,6 @@ export function formatEntry(e: EntryJSON): string {
     ...e.selectors.map((s): [string, string] => ['Selector', `${s.type}:${s.value}`]),
     ...e.dns_names.map((d): [string, string] => ['DNS name', d]),
     ...e.federates_with.map((f): [string, string] => ['FederatesWith', f]),
-    ['Admin', e.admin ? 'true' : undefined],
-    ['Downstream', e.downstream ? 'true' : undefined],
     ['Hint', e.hint || undefined],
   ];
   return kv(rows);
@@ -45,8 +43,6 @@ function entryFields(o: Record<string, unknown>): Record<string, unknown> {
   if (o.dns !== undefined) f.dns_names = o.dns;
   if (o.federatesWith !== undefined) f.federates_with = o.federatesWith;
   if (o.hint !== undefined) f.hint = o.hint;
-  if (o.admin !== undefined) f.admin = o.admin;
-  if (o.downstream !== undefined) f.downstream = o.downstream;
   if (o.entryExpiry !== undefined) f.expires_at = o.entryExpiry;
   return f;
 }
@@ -61,8 +57,6 @@ function entryFlags(c: Command): Command {
     .option('--dns <NAME>', 'a DNS SAN for the X.509-SVID (repeat for more)', collect)
     .option('--federates-with <TD>', 'a trust domain whose bundle the workload receives (repeat for more)', collect)
     .option('--hint <H>', 'a hint for workloads choosing between several SVIDs')
-    .option('--admin', 'the workload may use the admin API')
-    .option('--downstream', 'the workload is a downstream server')
     .option('--entry-expiry <UNIX>', 'unix time after which the entry is removed', int);
 }
 

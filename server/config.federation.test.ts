@@ -36,6 +36,7 @@ it('reads the bundle endpoint, extra web CA, minimum refresh and relationships w
     bundleEndpoint: { bind: { host: '0.0.0.0', port: 8443 }, profile: 'https_web', certFile: path.resolve('web.crt'), keyFile: path.resolve('web.key') },
     webCaFile: path.resolve('ca.pem'),
     minRefreshHint: 1,
+    fetchTimeoutMs: 30000,
     relationships: [
       { trustDomain: 'b.example.org', bundleEndpointUrl: 'https://b.example.org:8443', profile: 'https_spiffe', endpointSpiffeId: 'spiffe://b.example.org/tessera/server', bundleFile: path.resolve('b.json') },
     ],

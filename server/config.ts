@@ -90,6 +90,8 @@ const schema = z
         web_ca_file: z.string().min(1).optional(),
         /** floor of the polling interval whatever a foreign bundle's refresh hint says */
         min_refresh_hint: seconds(30),
+        /** longest a whole bundle fetch may take, seconds */
+        fetch_timeout: z.coerce.number().positive().max(600).default(30),
         /** relationships created (or brought up to date) at start, keyed by foreign trust domain */
         federates_with: z
           .record(
@@ -171,6 +173,8 @@ export interface ServerConfig {
     bundleEndpoint?: { bind: { host: string; port: number }; profile: 'https_web' | 'https_spiffe'; certFile?: string; keyFile?: string };
     webCaFile?: string;
     minRefreshHint: number;
+    /** overall deadline of one bundle fetch, ms */
+    fetchTimeoutMs: number;
     relationships: Array<{ trustDomain: string; bundleEndpointUrl: string; profile: 'https_web' | 'https_spiffe'; endpointSpiffeId?: string; bundleFile?: string }>;
   };
   /** issue #4: OIDC discovery listener; jwt.issuer is set to oidc.issuer */
@@ -288,6 +292,7 @@ function federationConfig(f: NonNullable<ServerFileConfig['federation']>): NonNu
     },
     webCaFile: f.web_ca_file && path.resolve(f.web_ca_file),
     minRefreshHint: f.min_refresh_hint,
+    fetchTimeoutMs: f.fetch_timeout * 1000,
     // Trust domains and URLs are checked at start by the same code as the admin API's.
     relationships: Object.entries(f.federates_with).map(([trustDomain, r]) => ({
       trustDomain,

@@ -25,8 +25,6 @@ export interface EntryJSON {
   jwt_svid_ttl: number;
   dns_names: string[];
   federates_with: string[];
-  admin: boolean;
-  downstream: boolean;
   hint: string;
   expires_at: number | null;
   created_at: number;

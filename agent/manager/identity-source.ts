@@ -38,8 +38,6 @@ export interface WorkloadIdentitySource {
   bundle(): SpiffeBundle;
   /** federated bundles by trust domain name (only those the agent holds) */
   federatedBundles(trustDomains: Iterable<string>): SpiffeBundle[];
-  /** every federated bundle the agent holds (for JWT-SVID validation) */
-  allFederatedBundles(): SpiffeBundle[];
   /**
    * A JWT-SVID for the entry, cached per (SPIFFE ID, audience set) and refreshed
    * once past half its lifetime. Throws TesseraError (UNAVAILABLE when the server

@@ -1,7 +1,8 @@
 import type { Logger } from '../../common/log';
 import { subsystem } from '../../common/log';
 import { systemClock, type Clock } from '../../common/clock';
-import { TesseraError, invalidArgument, permissionDenied } from '../../common/errors';
+import { TesseraError, permissionDenied } from '../../common/errors';
+import { checkAudience } from '../../common/jwtsvid/audience';
 import type { SpiffeBundle } from '../../common/bundle/bundle';
 import type { Selector } from '../../common/selector';
 import { AgentStore } from '../storage/agent-store';
@@ -162,14 +163,8 @@ export class AgentManager implements WorkloadIdentitySource {
     return out;
   }
 
-  allFederatedBundles(): SpiffeBundle[] {
-    return [...this.cache.federated.values()];
-  }
-
   async fetchJWTSVID(entryId: string, audience: string[]): Promise<{ spiffeId: string; token: string; expiresAt: number }> {
-    if (!Array.isArray(audience) || audience.length === 0 || audience.some((a) => typeof a !== 'string' || a === '')) {
-      throw invalidArgument('audience must be a non-empty list of non-empty strings');
-    }
+    checkAudience(audience);
     const entry = this.cache.entries.get(entryId);
     if (!entry) throw permissionDenied(`entry ${entryId} is not held by this agent`);
     return this.jwt.fetch(entry, audience);

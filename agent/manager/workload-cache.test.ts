@@ -12,8 +12,6 @@ const entry = (id: string, o: Partial<EntryJSON> = {}): EntryJSON => ({
   jwt_svid_ttl: 0,
   dns_names: [],
   federates_with: [],
-  admin: false,
-  downstream: false,
   hint: '',
   expires_at: null,
   created_at: 100,

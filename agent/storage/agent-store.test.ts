@@ -74,8 +74,6 @@ const entry = (id: string): EntryJSON => ({
   jwt_svid_ttl: 0,
   dns_names: [],
   federates_with: [],
-  admin: false,
-  downstream: false,
   hint: '',
   expires_at: null,
   created_at: 1,

@@ -66,7 +66,7 @@ export function fromGrpcError(e: grpc.ServiceError): TesseraError {
  * absolute socket path.
  *
  * @example
- * const client = new WorkloadAPIClient('unix:///tmp/tessera-agent/public/api.sock');
+ * const client = new WorkloadAPIClient('unix:///run/tessera/agent/public/api.sock');
  * const { svids } = await client.fetchX509SVIDs();
  * client.close();
  */

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { JWTSVIDError, validateJWTSVID } from '../../common/jwtsvid/validate';
+import { checkAudience } from '../../common/jwtsvid/audience';
 import { F } from '../../common/log';
 import type { Selector } from '../../common/selector';
 import { parseSpiffeId } from '../../common/spiffeid/spiffe-id';
@@ -25,7 +26,8 @@ const invalid = (msg: string) => new CallError(grpc.status.INVALID_ARGUMENT, msg
  *   no identity, as SPIRE does without `allow_unauthenticated_verifiers`.
  * - ValidateJWTSVID serves any attested caller, identity or not (as SPIRE): it
  *   reveals nothing but whether a token is valid. It checks the token against
- *   the own trust domain's keys or any federated bundle the agent holds.
+ *   the caller's own bundles only: the own trust domain's keys, and the
+ *   federated bundles of the trust domains its entries federate with.
  */
 export function workloadHandlers(deps: CallDeps, streams: OpenStreams): grpc.UntypedServiceImplementation {
   const { source, trustDomain } = deps;
@@ -58,6 +60,7 @@ export function workloadHandlers(deps: CallDeps, streams: OpenStreams): grpc.Unt
       const audience = req.audience ?? [];
       if (audience.length === 0) throw invalid('audience must be specified');
       if (audience.some((a) => a === '')) throw invalid('audience must not contain an empty string');
+      checkAudience(audience); // the same caps as the server's (INVALID_ARGUMENT naming the limit)
       let wanted: string | undefined;
       if (req.spiffe_id) {
         try {
@@ -83,14 +86,17 @@ export function workloadHandlers(deps: CallDeps, streams: OpenStreams): grpc.Unt
       ctx.checkHeader();
       if (!req.audience) throw invalid('audience must be specified');
       if (!req.svid) throw invalid('svid must be specified');
+      checkAudience([req.audience]);
       ctx.requireReady();
-      await ctx.attest(); // any attested caller may validate; attesting names it in the logs
-      const keysFor = (td: string) => {
-        if (td === trustDomain) return source.bundle().jwtAuthorities;
-        return source.allFederatedBundles().find((b) => b.trustDomain === td)?.jwtAuthorities;
-      };
+      // Any attested caller may validate (as SPIRE), but only against its own bundles:
+      // the own trust domain's, plus the federated ones its entries' federates_with
+      // name. A caller with no entry gets only the own trust domain (SPIRE's
+      // getWorkloadBundles); a federated bundle held for another workload is not its.
+      const callerSvids = source.x509SVIDsFor(await ctx.attest());
+      const federated = new Map(federatedOf(callerSvids).map((b) => [b.trustDomain, b]));
+      const keysFor = (td: string) => (td === trustDomain ? source.bundle().jwtAuthorities : federated.get(td)?.jwtAuthorities);
       try {
-        const v = await validateJWTSVID(req.svid, { audience: req.audience, keysFor });
+        const v = await validateJWTSVID(req.svid, { audience: req.audience, keysFor, lowSOnly: (td) => td === trustDomain });
         const aud = v.claims.aud;
         return { spiffe_id: v.spiffeId, claims: toStruct({ ...v.claims, aud: Array.isArray(aud) ? aud : [aud] }) };
       } catch (e) {

@@ -266,14 +266,21 @@ describe('ValidateJWTSVID', () => {
     expect((await unaryCall(raw, 'ValidateJWTSVID', { audience: 'db', svid: '' })).err).toMatchObject({ code: S.INVALID_ARGUMENT, details: 'svid must be specified' });
   });
 
-  it('accepts tokens of any federated trust domain the agent holds, even from a caller without identity', async () => {
-    source.svids = [nobody];
+  it("validates against the caller's own bundles only: federated ones its entries federate with, none for a caller without identity", async () => {
+    const token = (td: typeof A) => td.jwt.signer.mint({ sub: `spiffe://${td.name}/api`, aud: ['db'], ttlSeconds: 60 }).token;
+    source.svids = [nobody]; // the caller (root) has no entry; the agent holds B's and C's bundles for others
+    expect((await client.validateJWTSVID(token(A), 'db')).spiffeId).toBe('spiffe://example.org/api');
     for (const td of [B, C]) {
-      const { token } = td.jwt.signer.mint({ sub: `spiffe://${td.name}/api`, aud: ['db'], ttlSeconds: 60 });
-      expect((await client.validateJWTSVID(token, 'db')).spiffeId).toBe(`spiffe://${td.name}/api`);
+      await expect(client.validateJWTSVID(token(td), 'db')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(`no jwt bundle for trust domain ${td.name}`) });
     }
-    const stranger = (await trustDomain('unknown.org')).jwt.signer.mint({ sub: 'spiffe://unknown.org/x', aud: ['db'], ttlSeconds: 60 });
-    await expect(client.validateJWTSVID(stranger.token, 'db')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('no jwt bundle') });
+    source.svids = [web, nobody]; // root's entry federates with other.org (B), not third.org (C)
+    expect((await client.validateJWTSVID(token(B), 'db')).spiffeId).toBe('spiffe://other.org/api');
+    await expect(client.validateJWTSVID(token(C), 'db')).rejects.toMatchObject({ message: expect.stringContaining('no jwt bundle for trust domain third.org') });
+  });
+
+  it('refuses more audiences, or longer ones, than a JWT-SVID may carry', async () => {
+    await expect(client.fetchJWTSVIDs(Array.from({ length: 33 }, (_, i) => `aud-${i}`))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('at most 32') });
+    await expect(client.validateJWTSVID('x.y.z', 'a'.repeat(1025))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('at most 1024') });
   });
 });
 

@@ -3,6 +3,9 @@ import type { Selector } from '../../common/selector';
 import { CallContext, toCallError, type CallDeps } from './calls';
 import { encodeResponse, type WorkloadRPC } from './proto';
 
+/** What a gRPC client accepts by default (grpc.max_receive_message_length): 4 MiB. */
+export const CLIENT_DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024;
+
 /** The open server streams, so close() can end each one cleanly. */
 export class OpenStreams {
   private readonly ends = new Set<() => void>();
@@ -32,12 +35,17 @@ export class OpenStreams {
 export type Compose = (ctx: CallContext, selectors: Selector[]) => object;
 
 /**
- * A server-streaming handler: checks the header, readiness and attests the
- * caller once, sends the first message at once, then on every source change
- * recomputes the full message and sends it only if its encoding changed. A
- * compose error ends the stream with its status (PermissionDenied when the
- * caller lost its last identity, as SPIRE does). The stream otherwise stays open
- * until the client cancels or the server closes (status OK).
+ * A server-streaming handler: checks the header and readiness, attests the
+ * caller and sends the first message at once, then on every source change
+ * attests the caller again and recomputes the full message for the selectors it
+ * has *now*, sending it only if its encoding changed. Re-attesting matters: after
+ * the connecting process exited (or exec'd another binary), its path and sha256
+ * selectors are gone, so an entry created later for them is never pushed down a
+ * stream that process left behind. (It is cheap: the connection repeats its last
+ * attestation while the process lives and runs the same binary.) A compose error
+ * ends the stream with its status (PermissionDenied when the caller lost its last
+ * identity, as SPIRE does). The stream otherwise stays open until the client
+ * cancels or the server closes (status OK).
  */
 export function serverStream(deps: CallDeps, streams: OpenStreams, rpc: WorkloadRPC, compose: Compose): grpc.handleServerStreamingCall<unknown, object> {
   return (call) => {
@@ -62,12 +70,21 @@ export function serverStream(deps: CallDeps, streams: OpenStreams, rpc: Workload
       // grpc-js turns an 'error' event on the stream into the call's status.
       if (finish(err.code)) call.emit('error', Object.assign(new Error(err.message), { code: err.code, details: err.message }));
     };
+    let warnedSize = false;
     const publish = (selectors: Selector[]): void => {
       // Encoded once: the exact bytes the client gets. Equal bytes mean nothing it
       // can see changed; the server's service definition writes a Buffer as is.
       const bytes = encodeResponse(rpc, compose(ctx, selectors));
       if (lastSent?.equals(bytes)) return;
       lastSent = bytes;
+      if (bytes.length > CLIENT_DEFAULT_MAX_MESSAGE && !warnedSize) {
+        warnedSize = true;
+        ctx.log.warn(
+          { bytes: bytes.length, limit: CLIENT_DEFAULT_MAX_MESSAGE },
+          `${rpc} message is larger than the 4 MiB gRPC clients accept by default: this workload matches too many entries; ` +
+            'its client fails with RESOURCE_EXHAUSTED unless it raises grpc.max_receive_message_length (split the entries, or narrow their selectors)',
+        );
+      }
       call.write(bytes);
     };
 
@@ -81,19 +98,28 @@ export function serverStream(deps: CallDeps, streams: OpenStreams, rpc: Workload
       publish(selectors);
       streams.add(endOk);
       let queued = false;
-      // Sources notify once per change; a burst of them in one tick costs one recompute.
-      unsubscribe = deps.source.subscribe(() => {
-        if (queued || done) return;
-        queued = true;
-        setImmediate(() => {
-          queued = false;
-          if (done) return;
-          try {
-            publish(selectors);
-          } catch (e) {
-            fail(e);
+      let running = false;
+      const update = async (): Promise<void> => {
+        running = true;
+        try {
+          while (queued && !done) {
+            queued = false;
+            const now = await ctx.attest(); // the caller as it is now (see above)
+            if (!done) publish(now);
           }
-        });
+        } catch (e) {
+          fail(e);
+        } finally {
+          running = false;
+        }
+      };
+      // Sources notify once per change; a burst of them (or of changes during an
+      // attestation) costs one recompute.
+      unsubscribe = deps.source.subscribe(() => {
+        if (done) return;
+        const idle = !queued && !running;
+        queued = true;
+        if (idle) setImmediate(() => void update());
       });
     })().catch(fail);
   };

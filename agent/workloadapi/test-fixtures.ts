@@ -128,9 +128,6 @@ export class FakeIdentitySource implements WorkloadIdentitySource {
     const want = new Set(trustDomains);
     return this.federated.filter((b) => want.has(b.trustDomain));
   }
-  allFederatedBundles(): SpiffeBundle[] {
-    return this.federated;
-  }
   async fetchJWTSVID(entryId: string, audience: string[]): Promise<{ spiffeId: string; token: string; expiresAt: number }> {
     if (this.jwtFailure) throw this.jwtFailure;
     const s = this.svids.find((e) => e.entryId === entryId);

@@ -16,6 +16,7 @@ import {
   decodeJwtBundleJwks,
   splitConcatenatedDer,
   x509AuthoritiesFromPem,
+  MAX_BUNDLE_KEYS,
   type SpiffeBundle,
 } from './bundle';
 
@@ -339,5 +340,23 @@ describe('concatenated DER', () => {
     ['PEM text', () => Buffer.from(bundleToPem(bundle)), 'byte 0x2d at offset 0'],
   ])('rejects %s', (_, input, words) => {
     expect(rejectMessage(() => splitConcatenatedDer(input()))).toContain(words);
+  });
+});
+
+describe('size limits', () => {
+  it(`refuses a bundle of more than ${MAX_BUNDLE_KEYS} keys with a clear error, before importing any`, () => {
+    const keys = Array.from({ length: MAX_BUNDLE_KEYS + 1 }, (_, i) => ({ kty: 'EC', crv: 'P-256', x: 'bad', y: 'bad', use: 'jwt-svid', kid: `k${i}` }));
+    expect(() => decodeBundle('big.example', JSON.stringify({ keys }))).toThrow(`has ${MAX_BUNDLE_KEYS + 1} keys; a bundle may hold at most ${MAX_BUNDLE_KEYS}`);
+  });
+
+  it(`decodes and compares a bundle of ${MAX_BUNDLE_KEYS} jwt keys (kid lookups by map, not pairwise)`, () => {
+    const jwk = JSON.parse(encodeBundle(bundle)).keys.find((k: { use: string }) => k.use === 'jwt-svid');
+    const keys = Array.from({ length: MAX_BUNDLE_KEYS }, (_, i) => ({ ...jwk, kid: `k${i}` }));
+    const a = decodeBundle('big.example', JSON.stringify({ keys }));
+    const b = decodeBundle('big.example', JSON.stringify({ keys: [...keys].reverse() }));
+    expect(a.jwtAuthorities).toHaveLength(MAX_BUNDLE_KEYS);
+    expect(bundlesEqual(a, b)).toBe(true);
+    expect(bundlesEqual(a, { ...b, jwtAuthorities: b.jwtAuthorities.slice(1) })).toBe(false);
+    expect(() => decodeBundle('big.example', JSON.stringify({ keys: [...keys, { ...jwk, kid: 'k7' }].slice(1) }))).toThrow(/repeats kid "k7"/);
   });
 });

@@ -32,6 +32,14 @@ const JWT_USE = 'jwt-svid';
 const KNOWN_KTY = new Set(['EC', 'RSA', 'OKP']);
 const STD_BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
+/**
+ * Keys a bundle may hold. Real bundles hold a handful (a CA and a JWT key per
+ * rotation slot); a federated bundle is someone else's input, and decoding each
+ * key costs a public-key import, so an unbounded one could stall the server and
+ * every agent (26,500 keys took seconds per request). 1,000 leaves ample room.
+ */
+export const MAX_BUNDLE_KEYS = 1000;
+
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const byTrustDomain = (a: SpiffeBundle, b: SpiffeBundle) => (a.trustDomain < b.trustDomain ? -1 : a.trustDomain > b.trustDomain ? 1 : 0);
 
@@ -69,6 +77,9 @@ function checkUnsigned(v: unknown, name: string, what: string): number | undefin
 }
 
 function jwtKeys(b: SpiffeBundle, what: string): Json[] {
+  if (b.jwtAuthorities.length + b.x509Authorities.length > MAX_BUNDLE_KEYS) {
+    throw invalidArgument(`${what} has ${b.jwtAuthorities.length + b.x509Authorities.length} keys; a bundle may hold at most ${MAX_BUNDLE_KEYS}`);
+  }
   const seen = new Set<string>();
   return b.jwtAuthorities.map((a) => {
     if (typeof a.kid !== 'string' || a.kid === '') throw invalidArgument(`${what} has a jwt authority with an empty kid`);
@@ -116,8 +127,8 @@ function importJwk(k: Json, what: string): KeyObject {
   }
 }
 
-/** Adds JWK `k` to `b`, or skips it where the standard says to ignore it. */
-function addKey(b: SpiffeBundle, k: unknown, what: string): void {
+/** Adds JWK `k` to `b`, or skips it where the standard says to ignore it. `kids`: the JWT kids added so far. */
+function addKey(b: SpiffeBundle, k: unknown, what: string, kids: Set<string>): void {
   if (!isObject(k)) throw invalidArgument(`${what} is not a json object`);
   if (typeof k.kty !== 'string' || !KNOWN_KTY.has(k.kty)) return;
   if ('d' in k) throw invalidArgument(`${what} holds private key material ("d"); a bundle must hold public keys only`);
@@ -137,7 +148,8 @@ function addKey(b: SpiffeBundle, k: unknown, what: string): void {
     b.x509Authorities.push(der);
   } else if (k.use === JWT_USE) {
     if (typeof k.kid !== 'string' || k.kid === '') return;
-    if (b.jwtAuthorities.some((a) => a.kid === k.kid)) throw invalidArgument(`${what} repeats kid ${JSON.stringify(k.kid)}`);
+    if (kids.has(k.kid)) throw invalidArgument(`${what} repeats kid ${JSON.stringify(k.kid)}`);
+    kids.add(k.kid);
     b.jwtAuthorities.push({ kid: k.kid, publicKey: importJwk(k, what) });
   }
 }
@@ -146,12 +158,14 @@ function bundleFromDocument(td: string, doc: unknown, withRefreshHint: boolean):
   const what = `bundle for ${JSON.stringify(td)}`;
   if (!isObject(doc)) throw invalidArgument(`${what} is not a json object`);
   if (!Array.isArray(doc.keys)) throw invalidArgument(`${what} has no "keys" array`);
+  if (doc.keys.length > MAX_BUNDLE_KEYS) throw invalidArgument(`${what} has ${doc.keys.length} keys; a bundle may hold at most ${MAX_BUNDLE_KEYS}`);
   const b: SpiffeBundle = { trustDomain: td, x509Authorities: [], jwtAuthorities: [] };
   const sequence = checkUnsigned(doc.spiffe_sequence, 'spiffe_sequence', what);
   if (sequence !== undefined) b.sequence = sequence;
   const hint = withRefreshHint ? checkUnsigned(doc.spiffe_refresh_hint, 'spiffe_refresh_hint', what) : undefined;
   if (hint !== undefined) b.refreshHint = hint;
-  doc.keys.forEach((k, i) => addKey(b, k, `key ${i} of ${what}`));
+  const kids = new Set<string>();
+  doc.keys.forEach((k, i) => addKey(b, k, `key ${i} of ${what}`, kids));
   return b;
 }
 
@@ -288,6 +302,13 @@ export function bundlesEqual(a: SpiffeBundle, b: SpiffeBundle): boolean {
   const xa = [...a.x509Authorities].sort(Buffer.compare);
   const xb = [...b.x509Authorities].sort(Buffer.compare);
   if (!xa.every((der, i) => der.equals(xb[i]))) return false;
+  // By kid (unique in any decoded bundle): linear, where comparing every pair was quadratic.
+  const ka = new Map(a.jwtAuthorities.map((k) => [k.kid, k.publicKey]));
+  const kb = new Map(b.jwtAuthorities.map((k) => [k.kid, k.publicKey]));
+  if (ka.size === a.jwtAuthorities.length && kb.size === b.jwtAuthorities.length) {
+    return a.jwtAuthorities.every((j) => kb.get(j.kid)?.equals(j.publicKey) === true);
+  }
+  // A hand-built bundle repeating a kid: compare the lists both ways.
   const covers = (p: JWTAuthority[], q: JWTAuthority[]) => p.every((j) => q.some((k) => k.kid === j.kid && k.publicKey.equals(j.publicKey)));
   return covers(a.jwtAuthorities, b.jwtAuthorities) && covers(b.jwtAuthorities, a.jwtAuthorities);
 }

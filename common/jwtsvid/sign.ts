@@ -1,4 +1,5 @@
 import { unixNow } from '../clock';
+import { lowSP1363 } from '../x509svid/ecdsa-signature';
 import { failedPrecondition, invalidArgument, TesseraError } from '../errors';
 
 /** The algorithms Tessera signs JWT-SVIDs with (one per key manager key type). */
@@ -91,6 +92,8 @@ export class JWTSVIDSigner {
       // Most likely a DER signature: it would verify nowhere, so fail loudly here.
       throw new TesseraError('INTERNAL', `jwt-svid ${this.alg} signature must be ${want} bytes of ieee-p1363, got ${sig.length}`);
     }
-    return { token: input + '.' + sig.toString('base64url'), expiresAt: exp };
+    // Low-S only (s ≤ n/2): (r, n − s) verifies as well, and a token must have one encoding.
+    const canonical = this.alg === 'ES256' ? lowSP1363(sig, 'P-256') : this.alg === 'ES384' ? lowSP1363(sig, 'P-384') : sig;
+    return { token: input + '.' + canonical.toString('base64url'), expiresAt: exp };
   }
 }

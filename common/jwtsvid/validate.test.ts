@@ -1,6 +1,7 @@
 import * as crypto from 'node:crypto';
 import { SignJWT } from 'jose';
 import { JWTSVIDSigner } from './sign';
+import { CURVE_ORDER, isHighSP1363 } from '../x509svid/ecdsa-signature';
 import { DEFAULT_LEEWAY_SECONDS, JWTSVIDError, validateJWTSVID, type JWTSVIDRejectReason, type ValidateJWTSVIDOptions } from './validate';
 
 const NOW = 1_800_000_000;
@@ -153,5 +154,29 @@ describe('validateJWTSVID rejects', () => {
   it('rejects bad options as a caller error', async () => {
     await expect(validateJWTSVID(signed(), { ...opts, audience: '' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(validateJWTSVID(signed(), { ...opts, leewaySeconds: -1 })).rejects.toThrow(/leeway/);
+  });
+});
+
+describe('low-S signatures (ECDSA malleability)', () => {
+  const flipS = (token: string) => {
+    const [h, p, s] = token.split('.');
+    const sig = Buffer.from(s!, 'base64url');
+    const n = CURVE_ORDER['P-256']!;
+    const hi = n - BigInt('0x' + sig.subarray(32).toString('hex'));
+    return `${h}.${p}.${Buffer.concat([sig.subarray(0, 32), Buffer.from(hi.toString(16).padStart(64, '0'), 'hex')]).toString('base64url')}`;
+  };
+
+  it('the issuer signs only low-S; the high-S twin of its token is refused for its own trust domain, accepted elsewhere', async () => {
+    const signer = new JWTSVIDSigner({ kid: 'k1', alg: 'ES256', sign: es256(keys.k1!), notAfter: NOW + 3600 });
+    for (let i = 0; i < 24; i++) {
+      const { token } = signer.mint({ sub: SUB, aud: [AUD], ttlSeconds: 60 + i, now: NOW });
+      expect(isHighSP1363(Buffer.from(token.split('.')[2]!, 'base64url'), 'P-256')).toBe(false);
+      const twin = flipS(token);
+      expect(isHighSP1363(Buffer.from(twin.split('.')[2]!, 'base64url'), 'P-256')).toBe(true);
+      await expect(validateJWTSVID(twin, { ...opts, lowSOnly: (td) => td === 'example.org' })).rejects.toMatchObject({ reason: 'signature-high-s' });
+      // Federated issuers (SPIRE, jose) do not normalise: the same check is off for them.
+      await expect(validateJWTSVID(twin, { ...opts, lowSOnly: () => false })).resolves.toMatchObject({ spiffeId: SUB });
+      await expect(validateJWTSVID(token, { ...opts, lowSOnly: (td) => td === 'example.org' })).resolves.toMatchObject({ spiffeId: SUB });
+    }
   });
 });

@@ -3,6 +3,7 @@ import { compactVerify } from 'jose';
 import { unixNow } from '../clock';
 import { invalidArgument, TesseraError } from '../errors';
 import { parseSpiffeId, type SpiffeId } from '../spiffeid/spiffe-id';
+import { isHighSP1363 } from '../x509svid/ecdsa-signature';
 
 /** The JWT-SVID `alg` allowlist. `none`, `HS*` and `EdDSA` are not on it. */
 export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'] as const;
@@ -34,6 +35,7 @@ export type JWTSVIDRejectReason =
   | 'no-keys-for-trust-domain'
   | 'kid-unknown'
   | 'signature-invalid'
+  | 'signature-high-s'
   | 'exp-invalid'
   | 'expired'
   | 'not-yet-valid'
@@ -61,6 +63,14 @@ export interface ValidateJWTSVIDOptions {
   now?: number;
   /** Clock-skew allowance for `exp` (and `nbf`/`iat`); default {@link DEFAULT_LEEWAY_SECONDS}. */
   leewaySeconds?: number;
+  /**
+   * Trust domains whose ECDSA tokens must carry a low-S signature (s ≤ n/2). Tessera's
+   * issuer signs only low-S, so a high-S token of its own trust domain is a copy
+   * someone re-encoded (ECDSA's (r, n − s) twin): refuse it. Other issuers (SPIRE
+   * via Go's crypto/ecdsa, jose via WebCrypto) do not normalise, so about half of
+   * their honest tokens are high-S: federated trust domains are not listed here.
+   */
+  lowSOnly?: (trustDomain: string) => boolean;
 }
 
 export interface ValidatedJWTSVID {
@@ -178,6 +188,12 @@ export async function validateJWTSVID(token: string, opts: ValidateJWTSVIDOption
     await compactVerify(token, joseSafe(key.publicKey), { algorithms: [...JWT_SVID_ALGORITHMS] });
   } catch (err) {
     throw reject('signature-invalid', 'signature verification failed', err);
+  }
+
+  if (opts.lowSOnly?.(id.trustDomain) && (header.alg === 'ES256' || header.alg === 'ES384' || header.alg === 'ES512')) {
+    const sig = Buffer.from(token.slice(token.lastIndexOf('.') + 1), 'base64url');
+    const curve = header.alg === 'ES256' ? 'P-256' : header.alg === 'ES384' ? 'P-384' : 'P-521';
+    if (isHighSP1363(sig, curve)) throw reject('signature-high-s', `signature is not in low-s form; ${id.trustDomain} issues only low-s signatures, so this token was re-encoded`);
   }
 
   // 6. Time, then audience. The claims are authentic from here on.

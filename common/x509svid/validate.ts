@@ -78,22 +78,6 @@ function leafSpiffeId(leaf: x509.X509Certificate): SpiffeId {
   return id;
 }
 
-function checkTime(what: string, c: x509.X509Certificate, now: Date) {
-  if (now.getTime() < c.notBefore.getTime()) throw reject('not-yet-valid', `${what} is not valid until ${c.notBefore.toISOString()}`);
-  if (now.getTime() > c.notAfter.getTime()) throw reject('expired', `${what} expired at ${c.notAfter.toISOString()}`);
-}
-
-function checkCriticalExtensions(what: string, c: x509.X509Certificate) {
-  const unknown = c.extensions.find((e) => e.critical && !UNDERSTOOD.has(e.type));
-  if (unknown) throw reject('unsupported-critical-extension', `${what} has critical extension ${unknown.type}, which this validator does not process`);
-}
-
-/** pathLenConstraint: at most `max` non-self-issued intermediates may follow a CA certificate. */
-function checkPathLength(what: string, c: x509.X509Certificate, below: number) {
-  const max = c.getExtension(x509.BasicConstraintsExtension)?.pathLength;
-  if (max !== undefined && below > max) throw reject('path-length-exceeded', `${what} allows ${max} intermediate(s) below it, the chain has ${below}`);
-}
-
 /**
  * Validates an X.509-SVID chain as the SPIFFE X.509-SVID standard asks a peer
  * to: the leaf has exactly one URI SAN holding a SPIFFE ID with a path, is not
@@ -130,48 +114,88 @@ export function validateX509SVIDChain(
 
   const rootDers = bundles(id.trustDomain);
   if (!rootDers || rootDers.length === 0) throw reject('no-bundle', `no trust bundle for trust domain ${id.trustDomain}`);
+  checkPath(certs, rootDers, now, `the bundle of trust domain ${id.trustDomain}`, reject);
+  return { spiffeId: id.toString(), leaf: leaf.node };
+}
 
+/** How a path failure is reported: SVID validation and x509pop attestation wrap it differently. */
+export type PathReject = (reason: X509SVIDRejectReason, message: string, cause?: unknown) => Error;
+
+/**
+ * RFC 5280 path validation of an ordered chain (leaf first, each certificate
+ * issued by the next) up to one of `rootDers`: validity of every certificate at
+ * `now`, no critical extension this validator does not process, every
+ * certificate above the leaf a CA (cA=true) with keyCertSign, pathLenConstraint
+ * of intermediates and of the root, issuer names / key identifiers (OpenSSL's
+ * check-issued) and signatures. The chain may end with the root itself. Leaf
+ * rules (SPIFFE ID, key usage) are the caller's.
+ * @param anchors what the roots are, for messages ("the bundle of trust domain x")
+ * @returns the root the chain ends at (DER)
+ * @throws what `fail` makes, with the reason and a message naming the certificate
+ */
+export function checkCertificatePath(chain: Buffer[], rootDers: Buffer[], now: Date, anchors: string, fail: PathReject): Buffer {
+  const certs = chain.map((c, i) => {
+    try {
+      return parse(c);
+    } catch (e) {
+      throw fail('malformed', `certificate ${i} of the chain is not a valid DER certificate: ${(e as Error).message}`, e);
+    }
+  });
+  return checkPath(certs, rootDers, now, anchors, fail);
+}
+
+function checkPath(certs: Parsed[], rootDers: Buffer[], now: Date, anchors: string, fail: PathReject): Buffer {
+  const time = (what: string, c: x509.X509Certificate) => {
+    if (now.getTime() < c.notBefore.getTime()) throw fail('not-yet-valid', `${what} is not valid until ${c.notBefore.toISOString()}`);
+    if (now.getTime() > c.notAfter.getTime()) throw fail('expired', `${what} expired at ${c.notAfter.toISOString()}`);
+  };
+  const pathLength = (what: string, c: x509.X509Certificate, below: number) => {
+    const max = c.getExtension(x509.BasicConstraintsExtension)?.pathLength;
+    if (max !== undefined && below > max) throw fail('path-length-exceeded', `${what} allows ${max} intermediate(s) below it, the chain has ${below}`);
+  };
   certs.forEach((p, i) => {
     const what = label(i, p);
-    checkTime(what, p.cert, now);
-    checkCriticalExtensions(what, p.cert);
+    time(what, p.cert);
+    const unknown = p.cert.extensions.find((e) => e.critical && !UNDERSTOOD.has(e.type));
+    if (unknown) throw fail('unsupported-critical-extension', `${what} has critical extension ${unknown.type}, which this validator does not process`);
     if (i > 0) {
-      if (!isCA(p.cert)) throw reject('intermediate-not-ca', `${what} is not a CA (basicConstraints cA is not true)`);
-      if (!hasUsage(p.cert, x509.KeyUsageFlags.keyCertSign)) throw reject('intermediate-no-key-cert-sign', `${what} lacks the keyCertSign key usage`);
-      checkPathLength(what, p.cert, i - 1);
+      if (!isCA(p.cert)) throw fail('intermediate-not-ca', `${what} is not a CA (basicConstraints cA is not true)`);
+      if (!hasUsage(p.cert, x509.KeyUsageFlags.keyCertSign)) throw fail('intermediate-no-key-cert-sign', `${what} lacks the keyCertSign key usage`);
+      pathLength(what, p.cert, i - 1);
     }
   });
   for (let i = 0; i + 1 < certs.length; i++) {
     const [child, parent] = [certs[i], certs[i + 1]];
     if (!child.node.checkIssued(parent.node)) {
-      throw reject('issuer-mismatch', `${label(i, child)} was not issued by ${label(i + 1, parent)}: issuer name or key identifier differ`);
+      throw fail('issuer-mismatch', `${label(i, child)} was not issued by ${label(i + 1, parent)}: issuer name or key identifier differ`);
     }
     if (!child.node.verify(parent.node.publicKey)) {
-      throw reject('signature-invalid', `the signature of ${label(i, child)} does not verify with the key of ${label(i + 1, parent)}`);
+      throw fail('signature-invalid', `the signature of ${label(i, child)} does not verify with the key of ${label(i + 1, parent)}`);
     }
   }
 
   const last = certs[certs.length - 1];
   const lastWhat = label(certs.length - 1, last);
   // The chain may carry the root itself; a leaf is never its own anchor.
-  if (certs.length > 1 && rootDers.some((r) => r.equals(last.node.raw))) return { spiffeId: id.toString(), leaf: leaf.node };
+  const carried = certs.length > 1 ? rootDers.find((r) => r.equals(last.node.raw)) : undefined;
+  if (carried) return carried;
   const candidates = rootDers.flatMap((r) => {
     try {
       const p = parse(r);
-      return last.node.checkIssued(p.node) ? [p] : [];
+      return last.node.checkIssued(p.node) ? [{ p, der: r }] : [];
     } catch {
       return []; // an unparseable bundle entry can anchor nothing
     }
   });
-  if (candidates.length === 0) throw reject('untrusted-root', `${lastWhat} was not issued by any root in the bundle of trust domain ${id.trustDomain}`);
-  const signed = candidates.filter((r) => last.node.verify(r.node.publicKey));
-  if (signed.length === 0) throw reject('signature-invalid', `the signature of ${lastWhat} does not verify with the key of any matching root of ${id.trustDomain}`);
+  if (candidates.length === 0) throw fail('untrusted-root', `${lastWhat} was not issued by any root in ${anchors}`);
+  const signed = candidates.filter((r) => last.node.verify(r.p.node.publicKey));
+  if (signed.length === 0) throw fail('signature-invalid', `the signature of ${lastWhat} does not verify with the key of any matching root in ${anchors}`);
   let firstProblem: unknown;
   for (const root of signed) {
     try {
-      checkTime(`root (${root.cert.subject})`, root.cert, now);
-      checkPathLength(`root (${root.cert.subject})`, root.cert, certs.length - 1);
-      return { spiffeId: id.toString(), leaf: leaf.node };
+      time(`root (${root.p.cert.subject})`, root.p.cert);
+      pathLength(`root (${root.p.cert.subject})`, root.p.cert, certs.length - 1);
+      return root.der;
     } catch (e) {
       firstProblem ??= e;
     }

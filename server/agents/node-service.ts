@@ -104,6 +104,7 @@ export class NodeService {
   }
 
   private async complete(type: string, r: AttestationResult, spki: Buffer, remote: string): Promise<AttestOutcome> {
+    for (const legacy of r.legacyAgentIds ?? []) await this.migrate(legacy, r.agentId);
     const existing = await this.deps.store.fetchAttestedNode(r.agentId);
     if (existing?.banned) throw permissionDenied(`agent ${r.agentId} is banned; an operator must remove the ban (evict it) first`);
     if (existing && !r.canReattest) throw permissionDenied(`agent ${r.agentId} is already attested and its attestor does not allow re-attestation`);
@@ -140,6 +141,28 @@ export class NodeService {
       reattested: !!existing,
     });
     return { agentId: r.agentId, svid };
+  }
+
+  /**
+   * Moves a node recorded under an ID an older version gave it to its current ID:
+   * the record (a ban included: a ban under either ID holds for both) and the
+   * entries parented to it. The old record is deleted, so the old agent SVID stops working.
+   */
+  private async migrate(legacyId: string, agentId: string): Promise<void> {
+    if (legacyId === agentId) return;
+    const old = await this.deps.store.fetchAttestedNode(legacyId);
+    if (!old) return;
+    const current = await this.deps.store.fetchAttestedNode(agentId);
+    if (!current) {
+      const { createdAt: _c, updatedAt: _u, ...fields } = old;
+      await this.deps.store.createAttestedNode({ ...fields, spiffeId: agentId });
+    } else if (old.banned && !current.banned) {
+      await this.deps.store.updateAttestedNode(agentId, { banned: true });
+    }
+    const children = await this.deps.store.listRegistrationEntries({ parentId: legacyId });
+    for (const e of children.items) await this.deps.store.updateRegistrationEntry(e.id, { parentId: agentId });
+    await this.deps.store.deleteAttestedNode(legacyId);
+    audit(this.deps.log, 'agent_id_migrated', { from: legacyId, to: agentId, banned: old.banned, entries_moved: children.items.length });
   }
 
   /**

@@ -12,6 +12,7 @@ import { entryToJSON, parseEntryUpdate, parseNewEntry, parseSelectors, RESERVED_
 import { hashJoinToken, newJoinToken } from '../attestor/node/join-token';
 import { agentIdFor } from '../attestor/node/node-attestor';
 import type { ServerMetrics } from '../telemetry';
+import { checkAudience } from '../../common/jwtsvid/audience';
 import { body, derField, errorHandler, intParam } from './http';
 
 export interface AdminApiDeps {
@@ -275,12 +276,9 @@ export function adminApi(d: AdminApiDeps): Router {
   r.post('/v1/svids/jwt', async (req, res) => {
     const b = body(req);
     const spiffeId = mintId(b.spiffe_id);
-    const aud = b.audience;
-    if (!Array.isArray(aud) || aud.length === 0 || !aud.every((a) => typeof a === 'string' && a.length > 0)) {
-      throw invalidArgument('audience must be a non-empty array of non-empty strings');
-    }
+    const aud = checkAudience(b.audience);
     const ttl = intParam(b.ttl, 'ttl', { min: 1, max: 86400 }) ?? d.defaultJwtSvidTtl;
-    const out = d.ca.mintJWTSVID({ spiffeId, audience: aud as string[], ttl });
+    const out = d.ca.mintJWTSVID({ spiffeId, audience: aud, ttl });
     d.metrics.svidsIssued.inc({ type: 'jwt', api: 'admin' });
     audit(log, 'jwt_svid_minted', { [F.spiffeId]: spiffeId, audience: aud, [F.expiresAt]: out.expiresAt });
     res.json({ spiffe_id: spiffeId, token: out.token, expires_at: out.expiresAt });

@@ -5,7 +5,7 @@ import type { Logger } from '../../common/log';
 import { F, audit } from '../../common/log';
 import { TesseraError, invalidArgument, permissionDenied, HTTP_STATUS } from '../../common/errors';
 import { parseSpiffeId } from '../../common/spiffeid/spiffe-id';
-import { encodeBundle, decodeBundle } from '../../common/bundle/bundle';
+import { encodeBundle, decodeBundle, type SpiffeBundle } from '../../common/bundle/bundle';
 import { parseAndVerifyCSR } from '../../common/x509svid/csr';
 import type { AttestedNode, DataStore } from '../datastore/datastore';
 import type { CAManager, MintedX509 } from '../ca/ca-manager';
@@ -18,6 +18,7 @@ import type { ServerMetrics } from '../telemetry';
 import { SVIDLedger } from '../ca/svid-ledger';
 import { RateLimiter } from './rate-limit';
 import { body, derField, errorHandler, intParam } from './http';
+import { checkAudience } from '../../common/jwtsvid/audience';
 
 export const MAX_BATCH = 1000;
 
@@ -222,33 +223,47 @@ export function agentApi(d: AgentApiDeps): Router {
     const agentId = req.node!.spiffeId;
     signLimit.take(agentId);
     if (typeof b.entry_id !== 'string') throw invalidArgument('entry_id must be a string');
-    const aud = b.audience;
-    if (!Array.isArray(aud) || aud.length === 0 || !aud.every((a) => typeof a === 'string' && a.length > 0 && a.length <= 1024)) {
-      throw invalidArgument('audience must be a non-empty array of non-empty strings');
-    }
+    const aud = checkAudience(b.audience);
     const set = await d.authorizer.authorized({ spiffeId: agentId, selectors: req.node!.selectors });
     const entry = set.byId.get(b.entry_id);
     if (!entry) {
       audit(log, 'svid_denied', { [F.agentId]: agentId, entry_ids: [b.entry_id], [F.reason]: 'entry not authorized for agent', type: 'jwt' });
       throw permissionDenied(`agent is not authorized for entry ${b.entry_id}`);
     }
-    const ttl = intParam(b.ttl, 'ttl', { min: 1, max: 86400 }) ?? (entry.jwtSvidTtl || d.defaultJwtSvidTtl);
-    const out = d.ca.mintJWTSVID({ spiffeId: entry.spiffeId, audience: aud as string[], ttl });
-    await d.ledger?.record([{ holder: SVIDLedger.jwtHolder(agentId, entry.id, aud as string[]), authorityId: out.authorityId, expiresAt: out.expiresAt }]);
+    // The entry (or the server default) decides the lifetime; an agent may only ask for less.
+    const entryTtl = entry.jwtSvidTtl || d.defaultJwtSvidTtl;
+    const requested = intParam(b.ttl, 'ttl', { min: 1, max: 86400 });
+    const ttl = requested === undefined ? entryTtl : Math.min(requested, entryTtl);
+    const out = d.ca.mintJWTSVID({ spiffeId: entry.spiffeId, audience: aud, ttl });
+    await d.ledger?.record([{ holder: SVIDLedger.jwtHolder(agentId, entry.id, aud), authorityId: out.authorityId, expiresAt: out.expiresAt }]);
     d.metrics.svidsIssued.inc({ type: 'jwt', api: 'agent' });
     audit(log, 'jwt_svid_issued', { [F.agentId]: agentId, [F.entryId]: entry.id, [F.spiffeId]: entry.spiffeId, audience: aud, [F.expiresAt]: out.expiresAt });
     res.json({ spiffe_id: entry.spiffeId, token: out.token, expires_at: out.expiresAt });
   });
 
+  // Bundles encoded once per trust domain and stored sequence: every agent asks after each change,
+  // and decoding plus re-encoding a large federated bundle per request stalled the server.
+  const encoded = new Map<string, { sequence: number; json: string }>();
+  const bundleJSON = (td: string, sequence: number, decode: () => SpiffeBundle): string => {
+    const hit = encoded.get(td);
+    if (hit?.sequence === sequence) return hit.json;
+    const json = encodeBundle(decode());
+    encoded.set(td, { sequence, json });
+    return json;
+  };
   r.get('/agent/v1/bundle', requireAgent, async (req: AgentRequest, res) => {
     const set = await d.authorizer.authorized({ spiffeId: req.node!.spiffeId, selectors: req.node!.selectors });
-    const tds = new Set(set.entries.flatMap((e) => e.federatesWith));
-    const federated: Record<string, unknown> = {};
+    const tds = [...new Set(set.entries.flatMap((e) => e.federatesWith))].sort();
+    const federated: string[] = [];
     for (const td of tds) {
       const b = await d.store.fetchBundle(td);
-      if (b) federated[td] = JSON.parse(encodeBundle(decodeBundle(td, b.document)));
+      if (b) federated.push(`${JSON.stringify(td)}:${bundleJSON(td, b.sequence, () => decodeBundle(td, b.document))}`);
     }
-    res.json({ trust_domain: d.trustDomain, bundle: JSON.parse(encodeBundle(d.ca.bundle())), federated_bundles: federated });
+    const own = d.ca.bundle();
+    const ownJSON = bundleJSON(d.trustDomain, own.sequence ?? 0, () => own);
+    res
+      .type('application/json')
+      .send(`{"trust_domain":${JSON.stringify(d.trustDomain)},"bundle":${ownJSON},"federated_bundles":{${federated.join(',')}}}`);
   });
 
   r.use(errorHandler(log, 'agent', (code) => d.metrics.errors.inc({ api: 'agent', code })));

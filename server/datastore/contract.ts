@@ -33,8 +33,6 @@ function newEntry(over: Partial<NewRegistrationEntry> = {}): NewRegistrationEntr
     jwtSvidTtl: 0,
     dnsNames: [],
     federatesWith: [],
-    admin: false,
-    downstream: false,
     hint: '',
     expiresAt: null,
     ...over,
@@ -113,8 +111,6 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
           jwtSvidTtl: 300,
           dnsNames: ['b.example.org', 'a.example.org'],
           federatesWith: ['other.org', 'another.org'],
-          admin: true,
-          downstream: true,
           hint: 'web',
           expiresAt: 2_000_000_000,
         });
@@ -179,7 +175,7 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
         ['a fractional ttl', { jwtSvidTtl: 1.5 }],
         ['a non-integer expiry', { expiresAt: 1.25 }],
         ['a federated trust domain with scheme', { federatesWith: ['spiffe://other.org'] }],
-        ['a non-boolean admin flag', { admin: 'yes' as unknown as boolean }],
+        ['a non-boolean hint', { hint: 7 as unknown as string }],
       ])('rejects %s with INVALID_ARGUMENT and stores nothing', async (_what, over) => {
         await expectCode(s.createRegistrationEntry(newEntry(over)), 'INVALID_ARGUMENT');
         expect(await s.countRegistrationEntries()).toBe(0);
@@ -188,8 +184,8 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
 
       it('updates only the given fields and stamps the new revision', async () => {
         const e = await s.createRegistrationEntry(newEntry({ hint: 'old', expiresAt: 2_000_000_000 }));
-        const u = await s.updateRegistrationEntry(e.id, { hint: 'new', dnsNames: ['x.example.org'], admin: true, expiresAt: null });
-        expect(u).toEqual({ ...e, hint: 'new', dnsNames: ['x.example.org'], admin: true, expiresAt: null, revision: 2 });
+        const u = await s.updateRegistrationEntry(e.id, { hint: 'new', dnsNames: ['x.example.org'], expiresAt: null });
+        expect(u).toEqual({ ...e, hint: 'new', dnsNames: ['x.example.org'], expiresAt: null, revision: 2 });
         expect(await s.fetchRegistrationEntry(e.id)).toEqual(u);
         expect(await s.getRevision()).toBe(2);
       });

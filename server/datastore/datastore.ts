@@ -23,8 +23,6 @@ export interface RegistrationEntry {
   jwtSvidTtl: number; // seconds; 0 = server default
   dnsNames: string[];
   federatesWith: string[]; // trust domain names (no scheme)
-  admin: boolean;
-  downstream: boolean;
   hint: string;
   expiresAt: number | null; // entry expiry (unix s), null = never
   createdAt: number;

@@ -61,7 +61,7 @@ describe('SqliteDataStore on disk', () => {
     const s = open(file);
     await s.createRegistrationEntry({
       spiffeId: 'spiffe://example.org/w', parentId: 'spiffe://example.org/a', selectors: [{ type: 'unix', value: 'uid:0' }],
-      x509SvidTtl: 0, jwtSvidTtl: 0, dnsNames: [], federatesWith: [], admin: false, downstream: false, hint: '', expiresAt: null,
+      x509SvidTtl: 0, jwtSvidTtl: 0, dnsNames: [], federatesWith: [], hint: '', expiresAt: null,
     });
     for (const f of [file, `${file}-wal`, `${file}-shm`]) expect(fs.statSync(f).mode & 0o777).toBe(0o600);
   });

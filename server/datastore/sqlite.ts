@@ -597,10 +597,10 @@ function prepareStatements(db: Db) {
       (id, spiffe_id, parent_id, selectors_key, x509_svid_ttl, jwt_svid_ttl, dns_names, federates_with,
        admin, downstream, hint, expires_at, created_at, revision)
       VALUES (@id, @spiffe_id, @parent_id, @selectors_key, @x509_svid_ttl, @jwt_svid_ttl, @dns_names,
-       @federates_with, @admin, @downstream, @hint, @expires_at, @created_at, @revision)`),
+       @federates_with, 0, 0, @hint, @expires_at, @created_at, @revision)`),
     updateEntry: p(`UPDATE registration_entries SET spiffe_id = @spiffe_id, parent_id = @parent_id,
       selectors_key = @selectors_key, x509_svid_ttl = @x509_svid_ttl, jwt_svid_ttl = @jwt_svid_ttl,
-      dns_names = @dns_names, federates_with = @federates_with, admin = @admin, downstream = @downstream,
+      dns_names = @dns_names, federates_with = @federates_with,
       hint = @hint, expires_at = @expires_at, revision = @revision WHERE id = @id`),
     insertEntrySelector: p('INSERT INTO entry_selectors (entry_id, type, value) VALUES (?, ?, ?)'),
     deleteEntrySelectors: p('DELETE FROM entry_selectors WHERE entry_id = ?'),
@@ -764,8 +764,6 @@ interface EntryRow {
   jwt_svid_ttl: number;
   dns_names: string;
   federates_with: string;
-  admin: number;
-  downstream: number;
   hint: string;
   expires_at: number | null;
   created_at: number;
@@ -838,8 +836,6 @@ function toEntry(r: EntryRow): RegistrationEntry {
     jwtSvidTtl: r.jwt_svid_ttl,
     dnsNames: JSON.parse(r.dns_names) as string[],
     federatesWith: JSON.parse(r.federates_with) as string[],
-    admin: r.admin === 1,
-    downstream: r.downstream === 1,
     hint: r.hint,
     expiresAt: r.expires_at,
     createdAt: r.created_at,
@@ -911,8 +907,6 @@ interface NormalizedEntry {
   jwtSvidTtl: number;
   dnsNames: string[];
   federatesWith: string[];
-  admin: boolean;
-  downstream: boolean;
   hint: string;
   expiresAt: number | null;
 }
@@ -931,8 +925,6 @@ function normalizeEntry(e: NewRegistrationEntry, what: string): NormalizedEntry 
     jwtSvidTtl: nonNegInt(e.jwtSvidTtl, f('jwtSvidTtl')),
     dnsNames: strList(e.dnsNames, f('dnsNames'), (v, n) => str(v, n)),
     federatesWith: strList(e.federatesWith, f('federatesWith'), trustDomainName),
-    admin: bool(e.admin, f('admin')),
-    downstream: bool(e.downstream, f('downstream')),
     hint: str(e.hint, f('hint'), true),
     expiresAt: e.expiresAt === null ? null : nonNegInt(e.expiresAt, f('expiresAt')),
   };
@@ -946,8 +938,6 @@ const entryParams = (n: NormalizedEntry) => ({
   jwt_svid_ttl: n.jwtSvidTtl,
   dns_names: JSON.stringify(n.dnsNames),
   federates_with: JSON.stringify(n.federatesWith),
-  admin: n.admin ? 1 : 0,
-  downstream: n.downstream ? 1 : 0,
   hint: n.hint,
   expires_at: n.expiresAt,
 });
@@ -1009,7 +999,7 @@ function normalizeJournal(e: Omit<CAJournalEntry, 'createdAt' | 'updatedAt'>) {
 
 const ENTRY_UPDATABLE = new Set([
   'spiffeId', 'parentId', 'selectors', 'x509SvidTtl', 'jwtSvidTtl', 'dnsNames',
-  'federatesWith', 'admin', 'downstream', 'hint', 'expiresAt',
+  'federatesWith', 'hint', 'expiresAt',
 ]);
 const NODE_UPDATABLE = new Set(['serialNumber', 'expiresAt', 'newSerialNumber', 'newExpiresAt', 'selectors', 'banned']);
 

@@ -21,9 +21,20 @@ export interface BundleEndpointTarget {
 export interface BundleClientOptions {
   /** https_web roots (PEM): Node's default CAs plus any configured extra ones */
   webRoots: string[];
+  /** longest silence on the connection (ms); default 10 s */
   timeoutMs?: number;
+  /**
+   * longest a whole fetch may take, redirects included (ms); default 30 s. The idle
+   * timeout alone lets an endpoint that trickles a byte every few seconds hold a
+   * fetch (and the relationship's schedule) forever.
+   */
+  deadlineMs?: number;
   maxBytes?: number;
+  /** aborts the fetch (the relationship changed or was deleted) */
+  signal?: AbortSignal;
 }
+
+export const DEFAULT_FETCH_DEADLINE_MS = 30_000;
 
 /** Temporary redirects only (SPIFFE Federation 4.3); they are followed but never remembered. */
 const TEMPORARY_REDIRECTS = new Set([302, 303, 307]);
@@ -42,9 +53,15 @@ const MAX_CHAIN = 16;
  * @throws TesseraError UNAVAILABLE naming what failed (connection, TLS, status, size)
  */
 export async function fetchBundleDocument(t: BundleEndpointTarget, o: BundleClientOptions): Promise<string> {
+  const deadlineMs = o.deadlineMs ?? DEFAULT_FETCH_DEADLINE_MS;
+  const deadline = AbortSignal.timeout(deadlineMs);
+  const signal = o.signal ? AbortSignal.any([o.signal, deadline]) : deadline;
+  const reason = () =>
+    deadline.aborted ? `the fetch did not complete within ${deadlineMs} ms (federation.fetch_timeout)` : 'the fetch was aborted: the relationship changed or a new refresh replaced it';
   let url = new URL(t.url);
   for (let hop = 0; ; hop++) {
-    const r = await get(url, t, o);
+    if (signal.aborted) throw unavailable(`fetching ${url.href}: ${reason()}`);
+    const r = await get(url, t, o, signal, reason);
     if (r.kind === 'body') return r.text;
     if (hop >= MAX_REDIRECTS) throw unavailable(`bundle endpoint ${t.url} redirected more than ${MAX_REDIRECTS} times`);
     const next = new URL(r.location, url);
@@ -57,10 +74,11 @@ export async function fetchBundleDocument(t: BundleEndpointTarget, o: BundleClie
 
 type GetResult = { kind: 'body'; text: string } | { kind: 'redirect'; location: string };
 
-function get(url: URL, t: BundleEndpointTarget, o: BundleClientOptions): Promise<GetResult> {
+function get(url: URL, t: BundleEndpointTarget, o: BundleClientOptions, signal: AbortSignal, reason: () => string): Promise<GetResult> {
   const maxBytes = o.maxBytes ?? 4 * 1024 * 1024;
   return new Promise((resolve, reject) => {
     const fail = (msg: string, cause?: unknown) => reject(cause instanceof TesseraError ? cause : unavailable(`fetching ${url.href}: ${msg}`, cause));
+    const onAbort = () => req.destroy(new Error(reason()));
     const req = https.request(url, {
       method: 'GET',
       headers: { accept: 'application/json' },
@@ -71,6 +89,8 @@ function get(url: URL, t: BundleEndpointTarget, o: BundleClientOptions): Promise
       ...TLS_OPTIONS,
       ...tlsOptions(t, o),
     });
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.once('close', () => signal.removeEventListener('abort', onAbort));
     req.on('timeout', () => req.destroy(new Error(`no answer within ${o.timeoutMs ?? 10_000} ms`)));
     req.on('error', (e) => fail(e.message, e));
     req.on('response', (res) => {

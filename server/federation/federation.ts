@@ -47,6 +47,7 @@ export async function startFederation(d: FederationDeps): Promise<Federation> {
     log,
     onChange: d.notify,
     minRefreshHint: f?.minRefreshHint ?? 30,
+    deadlineMs: f?.fetchTimeoutMs,
     webCaPem: f?.webCaFile ? [readFileSync(f.webCaFile, 'utf8')] : [],
   });
   await fetcher.start();

@@ -23,7 +23,10 @@ export interface BundleFetcherDeps {
   /** extra roots (PEM) for https_web endpoints, on top of Node's default CAs */
   webCaPem?: string[];
   now?: () => number;
+  /** idle timeout of a fetch (ms) */
   timeoutMs?: number;
+  /** overall deadline of a fetch (ms) */
+  deadlineMs?: number;
 }
 
 /** What one fetch did. */
@@ -49,6 +52,8 @@ export interface RefreshResult {
 export class BundleFetcher {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly inflight = new Map<string, Promise<RefreshResult>>();
+  /** the fetch under way per trust domain, to abort when its relationship changes */
+  private readonly aborts = new Map<string, AbortController>();
   private readonly webRoots: string[];
   private readonly now: () => number;
   private closed = false;
@@ -63,8 +68,13 @@ export class BundleFetcher {
     for (const r of await this.d.store.listFederationRelationships()) this.relationshipChanged(r.trustDomain);
   }
 
-  /** The relationship of `td` was created, changed or deleted: fetch again soon (or stop). */
+  /**
+   * The relationship of `td` was created, changed or deleted: a fetch under way
+   * (of the old URL, maybe stuck on a slow endpoint) is aborted, and a new one runs
+   * at once (or none, after a delete).
+   */
   relationshipChanged(td: string): void {
+    this.aborts.get(td)?.abort();
     this.schedule(td, 0);
   }
 
@@ -73,7 +83,9 @@ export class BundleFetcher {
    * @throws TesseraError NOT_FOUND without a relationship, UNAVAILABLE (with the reason) when the fetch fails
    */
   refresh(td: string): Promise<RefreshResult> {
-    // Queued behind the fetch under way, so two fetches of one trust domain never race to the store.
+    // A fetch under way is aborted (it may be stuck on a slow endpoint), and this one queued
+    // behind it, so two fetches of one trust domain never race to the store.
+    this.aborts.get(td)?.abort();
     const before = this.inflight.get(td)?.catch(() => undefined) ?? Promise.resolve();
     const p: Promise<RefreshResult> = before.then(() => this.fetchOnce(td)).finally(() => {
       if (this.inflight.get(td) === p) this.inflight.delete(td);
@@ -85,6 +97,7 @@ export class BundleFetcher {
   /** Stops every timer; fetches under way finish but schedule nothing. */
   close(): void {
     this.closed = true;
+    for (const a of this.aborts.values()) a.abort();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
   }
@@ -115,15 +128,21 @@ export class BundleFetcher {
       throw notFound(`no federation relationship with ${td}`);
     }
     let interval = this.clamp(undefined);
+    let superseded = false;
     try {
       const stored = await store.fetchBundle(td);
       const prev = stored ? decodeBundle(td, stored.document) : undefined;
       interval = this.clamp(prev?.refreshHint);
       if (td === this.d.ownTrustDomain) throw failedPrecondition(`${td} is this server's own trust domain; its bundle is the ca's`);
+      const abort = new AbortController();
+      this.aborts.set(td, abort);
       const text = await fetchBundleDocument(
         { url: rel.bundleEndpointUrl, profile: rel.profile, trustDomain: td, endpointSpiffeId: rel.endpointSpiffeId, spiffeRoots: prev?.x509Authorities ?? [] },
-        { webRoots: this.webRoots, timeoutMs: this.d.timeoutMs },
-      );
+        { webRoots: this.webRoots, timeoutMs: this.d.timeoutMs, deadlineMs: this.d.deadlineMs, signal: abort.signal },
+      ).finally(() => {
+        superseded = abort.signal.aborted;
+        if (this.aborts.get(td) === abort) this.aborts.delete(td);
+      });
       const fetched = decodeBundle(td, text);
       interval = this.clamp(fetched.refreshHint);
       const changed = !prev || !bundlesEqual(prev, fetched);
@@ -138,7 +157,8 @@ export class BundleFetcher {
       await store.updateFederationRelationship(td, { lastRefreshAt: this.now(), lastError: msg }).catch(() => undefined);
       throw e instanceof TesseraError && e.code === 'UNAVAILABLE' ? e : unavailable(`fetching the bundle of ${td}: ${msg}`, e);
     } finally {
-      this.schedule(td, interval);
+      // Aborted for a changed relationship or a new refresh: the next fetch is due now, not in an interval.
+      this.schedule(td, superseded ? 0 : interval);
     }
   }
 

@@ -18,8 +18,6 @@ const entry = (spiffeId: string, parentId: string, selectors = ['unix:uid:1'], e
   jwtSvidTtl: 0,
   dnsNames: [],
   federatesWith: [],
-  admin: false,
-  downstream: false,
   hint: '',
   expiresAt: null,
   ...extra,

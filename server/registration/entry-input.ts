@@ -23,8 +23,11 @@ const createShape = z
     jwt_svid_ttl: ttl.default(0),
     dns_names: z.array(z.string()).max(32).default([]),
     federates_with: z.array(z.string()).max(64).default([]),
-    admin: z.boolean().default(false),
-    downstream: z.boolean().default(false),
+    // SPIRE's admin and downstream flags have no meaning in Tessera (the admin API is
+    // served on the admin socket only, and no nested servers exist); `false`, as SPIRE
+    // JSON exports write it, is accepted so such files import, `true` is refused.
+    admin: z.literal(false, { error: 'admin entries are not supported: the admin API is only on the admin socket (leave the field out)' }).optional(),
+    downstream: z.literal(false, { error: 'downstream entries are not supported: Tessera has no nested servers (leave the field out)' }).optional(),
     hint: z.string().default(''),
     expires_at: z.number().int().positive().nullable().default(null),
   })
@@ -56,8 +59,6 @@ export function parseNewEntry(body: unknown, trustDomain: string, where = ''): N
     jwtSvidTtl: v.jwt_svid_ttl,
     dnsNames: checkDnsNames(v.dns_names, where),
     federatesWith: checkFederatesWith(v.federates_with, trustDomain, where),
-    admin: v.admin,
-    downstream: v.downstream,
     hint: checkHint(v.hint, where),
     expiresAt: v.expires_at,
   };
@@ -77,8 +78,6 @@ export function parseEntryUpdate(body: unknown, trustDomain: string, where = '')
   if (v.jwt_svid_ttl !== undefined) u.jwtSvidTtl = v.jwt_svid_ttl;
   if (v.dns_names !== undefined) u.dnsNames = checkDnsNames(v.dns_names, where);
   if (v.federates_with !== undefined) u.federatesWith = checkFederatesWith(v.federates_with, trustDomain, where);
-  if (v.admin !== undefined) u.admin = v.admin;
-  if (v.downstream !== undefined) u.downstream = v.downstream;
   if (v.hint !== undefined) u.hint = checkHint(v.hint, where);
   if (v.expires_at !== undefined) u.expiresAt = v.expires_at;
   return u;
@@ -160,8 +159,6 @@ export function entryToJSON(e: RegistrationEntry) {
     jwt_svid_ttl: e.jwtSvidTtl,
     dns_names: e.dnsNames,
     federates_with: e.federatesWith,
-    admin: e.admin,
-    downstream: e.downstream,
     hint: e.hint,
     expires_at: e.expiresAt,
     created_at: e.createdAt,

@@ -1,6 +1,7 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createPrivateKey, sign as cryptoSign, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, sign as cryptoSign, X509Certificate } from 'node:crypto';
+import { tbsCertificate } from '../../common/x509svid/ecdsa-signature';
 import { startServerProcess, removeDir, run, shortTempDir, type ServerProcess } from '../helpers/processes';
 import { clientFor, newCSR, opensslVerify, uriSan } from '../helpers/agent-identity';
 import { x509AuthoritiesFromPem } from '../../common/bundle/bundle';
@@ -29,9 +30,10 @@ beforeAll(async () => {
   // x509pop CA and an agent certificate under it
   await openssl(['req', '-x509', ...ec, '-keyout', 'pop-ca.key', '-out', 'pop-ca.crt', '-subj', '/CN=Node CA', '-days', '3', ...caExt]);
   await openssl(['req', ...ec, '-keyout', 'node.key', '-out', 'node.csr', '-subj', '/CN=node-1.example']);
-  await openssl(['x509', '-req', '-in', 'node.csr', '-CA', 'pop-ca.crt', '-CAkey', 'pop-ca.key', '-CAcreateserial', '-out', 'node.crt', '-days', '2']);
+  writeFileSync(path.join(pki, 'node.ext'), 'basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature\n');
+  await openssl(['x509', '-req', '-in', 'node.csr', '-CA', 'pop-ca.crt', '-CAkey', 'pop-ca.key', '-CAcreateserial', '-out', 'node.crt', '-days', '2', '-extfile', 'node.ext']);
   // a certificate from a CA the server does not trust
-  await openssl(['req', '-x509', ...ec, '-keyout', 'rogue.key', '-out', 'rogue.crt', '-subj', '/CN=rogue', '-days', '2', '-addext', 'basicConstraints=critical,CA:false']);
+  await openssl(['req', '-x509', ...ec, '-keyout', 'rogue.key', '-out', 'rogue.crt', '-subj', '/CN=rogue', '-days', '2', '-addext', 'basicConstraints=critical,CA:false', '-addext', 'keyUsage=critical,digitalSignature']);
   server = await startServerProcess({
     trustDomain: 'up.example.org',
     config: {
@@ -79,8 +81,9 @@ it('x509pop: an agent proving its certificate key gets an ID from the certificat
   const nodeKey = createPrivateKey(pem('node.key'));
   const { csr } = await newCSR();
   const svid = await client.attestX509Pop(nodeCert, (nonce) => cryptoSign('sha256', Buffer.concat([X509POP_CONTEXT, nonce]), nodeKey), csr);
-  const fp = new X509Certificate(nodeCert[0]!).fingerprint.replace(/:/g, '').toLowerCase();
-  expect(svid.agentId).toBe(`spiffe://up.example.org/tessera/agent/x509pop/${fp}`);
+  // The ID is the SHA-256 of the tbsCertificate: the same for every encoding of the CA's signature.
+  const tbsHash = createHash('sha256').update(tbsCertificate(nodeCert[0]!)).digest('hex');
+  expect(svid.agentId).toBe(`spiffe://up.example.org/tessera/agent/x509pop/${tbsHash}`);
   expect(uriSan(svid.chain[0]!)).toEqual([svid.agentId]);
   expect(svid.chain).toHaveLength(2);
   const agent = JSON.parse(await server.cli(['--output', 'json', 'agent', 'show', '--spiffe-id', svid.agentId]));

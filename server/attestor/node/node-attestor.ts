@@ -6,6 +6,8 @@ export interface AttestationResult {
   selectors: Selector[];
   /** may an agent with this ID attest again (x509pop: yes; join tokens are one-time) */
   canReattest: boolean;
+  /** IDs older versions gave the same node: records under them are migrated to `agentId` (bans included) */
+  legacyAgentIds?: string[];
 }
 
 export type AttestStep =
