@@ -37,7 +37,9 @@ export interface ServerProcess {
  * Starts the real `tessera server run` on port 0, a temp data dir, SQLite file
  * and admin socket, and resolves once it logs `server_ready`.
  */
-export async function startServerProcess(opts: { trustDomain?: string; config?: Record<string, unknown>; dir?: string } = {}): Promise<ServerProcess> {
+export async function startServerProcess(
+  opts: { trustDomain?: string; config?: Record<string, unknown>; dir?: string; env?: NodeJS.ProcessEnv; wrap?: string[] } = {},
+): Promise<ServerProcess> {
   const dir = opts.dir ?? shortTempDir();
   const trustDomain = opts.trustDomain ?? 'example.org';
   const adminSocket = path.join(dir, 'admin', 'api.sock');
@@ -60,10 +62,11 @@ export async function startServerProcess(opts: { trustDomain?: string; config?: 
   const nodeArgs = (process.env.TESSERA_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const { proc, logStream, ready } = await spawnUntilReady<{ agent_api: string; health: string }>(
     ['server', 'run', '--config', configFile],
-    { ...process.env, TESSERA_ADMIN_SOCKET: '' },
+    { ...process.env, TESSERA_ADMIN_SOCKET: '', ...opts.env },
     logFile,
     'server_ready',
     nodeArgs,
+    opts.wrap,
   );
   const cliResult = (args: string[], env?: NodeJS.ProcessEnv) =>
     execFileP(process.execPath, [TESSERA_BIN, '--admin-socket', adminSocket, ...args], { env: { ...process.env, ...env } }).then(
@@ -129,7 +132,7 @@ export interface AgentProcess {
  */
 export async function startAgentProcess(
   server: { agentApi: string; trustDomain: string; cli(args: string[]): Promise<string> } | { agentApi: string; trustDomain: string; cli?: undefined },
-  opts: { dir?: string; alias?: string; config?: Record<string, unknown>; waitReady?: boolean; join?: boolean } = {},
+  opts: { dir?: string; alias?: string; config?: Record<string, unknown>; waitReady?: boolean; join?: boolean; wrap?: string[] } = {},
 ): Promise<AgentProcess> {
   const dir = opts.dir ?? shortTempDir('tag-');
   // Workloads under other uids must reach the socket: mkdtemp makes 0700 dirs.
@@ -165,6 +168,7 @@ export async function startAgentProcess(
     logFile,
     'agent_ready',
     agentNodeArgs,
+    opts.wrap,
   );
   if (opts.waitReady !== false) await waitHttp200(`http://${ready.health}/ready`, 30_000);
   return {
@@ -206,9 +210,11 @@ export async function waitHttp200(url: string, timeoutMs: number): Promise<void>
  * the parsed JSON log line carrying `"event":"<event>"`. The process is killed if
  * that line does not come within 30 s.
  */
-async function spawnUntilReady<T>(args: string[], env: NodeJS.ProcessEnv, logFile: string, event: string, nodeArgs: string[]) {
+async function spawnUntilReady<T>(args: string[], env: NodeJS.ProcessEnv, logFile: string, event: string, nodeArgs: string[], wrap: string[] = []) {
   const logStream = createWriteStream(logFile, { flags: 'a' });
-  const proc = spawn(process.execPath, [...nodeArgs, TESSERA_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  // `wrap` runs the process under another command (prlimit, setpriv, a libfaketime env).
+  const [cmd, ...pre] = [...wrap, process.execPath];
+  const proc = spawn(cmd!, [...pre, ...nodeArgs, TESSERA_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   proc.stdout!.pipe(logStream, { end: false });
   proc.stderr!.pipe(logStream, { end: false });
   const ready = await new Promise<T>((resolve, reject) => {
