@@ -172,8 +172,9 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Pr
       // checks `socket.authorized` and the attested-node record itself.
       rejectUnauthorized: false,
       ...TLS_OPTIONS,
-      // Node's default is 120 s: long enough for a flood of half-open handshakes to pile up.
-      handshakeTimeout: config.agentApi.firstRequestTimeoutMs,
+      // Node's default is 120 s: long enough for a flood of half-open handshakes to pile up. The
+      // first-request deadline (limitAgentApi, counted and logged) covers the handshake; this is a backstop.
+      handshakeTimeout: config.agentApi.firstRequestTimeoutMs + 1000,
     },
     agentApp,
   );

@@ -6,7 +6,7 @@ import { CONN_FIELD } from './calls';
 import type { ConnectionLimits } from '../../common/net/connection-limits';
 
 /** What the registry uses from `@tessera/peercred`. */
-export type ConnectionPeerCredOps = PeerCredOps & { closeFd(fd: number): void };
+export type ConnectionPeerCredOps = PeerCredOps & { closeFd(fd: number): void; shutdownSocket(fd: number): void };
 
 /** One accepted Workload API connection and the caller the kernel named at accept. */
 export interface Connection {
@@ -31,7 +31,7 @@ export interface Connection {
  * grpc-js ~1.14 behaviour, not a documented contract: server.test.ts pins it.
  */
 export class ConnectionRegistry {
-  private readonly conns = new Map<string, { conn: ConnectionImpl; socket: Socket }>();
+  private readonly conns = new Map<string, { conn: ConnectionImpl; socket: Socket; fd: number }>();
   private seq = 0;
 
   constructor(
@@ -51,8 +51,9 @@ export class ConnectionRegistry {
    */
   accept(socket: Socket): Connection | undefined {
     let caller: CallerInfo;
+    const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
     try {
-      caller = readCallerInfo((socket as unknown as { _handle: { fd: number } })._handle.fd, this.ops);
+      caller = readCallerInfo(fd, this.ops);
     } catch (e) {
       // Without kernel credentials there is nobody to attest: refuse the connection.
       this.log.warn({ err: e }, 'cannot read peer credentials; connection refused');
@@ -65,9 +66,11 @@ export class ConnectionRegistry {
     }
     const id = `workload-conn-${++this.seq}`;
     Object.defineProperty(socket, 'remoteAddress', { value: id, configurable: true, enumerable: true });
-    const started = this.limits?.firstRequestDeadline(socket, String(caller.uid)) ?? (() => undefined);
+    // Once grpc-js has the socket, its HTTP/2 session owns the fd and socket.destroy() no
+    // longer closes it: shut the fd down instead (the deadline never fires after 'close').
+    const started = this.limits?.firstRequestDeadline(socket, String(caller.uid), () => this.shutdown(fd)) ?? (() => undefined);
     const conn = new ConnectionImpl(id, caller, this.ops, this.log, started);
-    this.conns.set(id, { conn, socket });
+    this.conns.set(id, { conn, socket, fd });
     // Listening for 'error' and 'close' neither reads nor resumes the socket.
     socket.on('error', (err) => this.log.debug({ err, [CONN_FIELD]: id }, 'workload api connection error'));
     socket.once('close', () => {
@@ -83,9 +86,21 @@ export class ConnectionRegistry {
     return this.conns.get(id)?.conn;
   }
 
-  /** Destroys every open socket (the last step of a shutdown that did not drain in time). */
+  /** Ends every open connection (the last step of a shutdown that did not drain in time). */
   destroyAll(): void {
-    for (const { socket } of this.conns.values()) socket.destroy();
+    for (const { socket, fd } of this.conns.values()) {
+      this.shutdown(fd); // first: after destroy() the number could already be someone else's
+      socket.destroy();
+    }
+  }
+
+  /** Shuts a still-open connection's fd down (its 'close' has not fired, so the number is still its own). */
+  private shutdown(fd: number): void {
+    try {
+      this.ops.shutdownSocket(fd);
+    } catch (err) {
+      this.log.debug({ err }, 'cannot shut down a workload api connection');
+    }
   }
 
   get size(): number {

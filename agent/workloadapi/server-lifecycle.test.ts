@@ -181,3 +181,41 @@ describe('close()', () => {
     c.close();
   });
 });
+
+describe('connection limits', () => {
+  it('closes a connection that makes no call before the first-request deadline, and keeps one with an open stream', async () => {
+    const sock = join(dir, 'deadline.sock');
+    const refused: string[] = [];
+    const api = await start(sock, { limits: { firstRequestTimeoutMs: 150 }, onRefused: (r) => refused.push(r) });
+    const idle = net.connect(sock);
+    idle.on('error', () => undefined);
+    idle.resume(); // read, so that the server's shutdown reaches us as EOF
+    const idleClosed = new Promise<void>((r) => idle.once('close', () => r()));
+    const c = rawClient(sock);
+    const stream = openStream(c, 'FetchX509SVID');
+    await until(() => stream.messages.length === 1, 5000, 'first message');
+    await idleClosed; // the idle one: shut down under grpc-js, which owns its fd
+    expect(refused).toEqual(['first_request_deadline']);
+    // A second idle connection, made after the stream's: once it is closed, the stream's deadline would have passed too.
+    const later = net.connect(sock).on('error', () => undefined);
+    later.resume();
+    await new Promise<void>((r) => later.once('close', () => r()));
+    expect(refused).toEqual(['first_request_deadline', 'first_request_deadline']);
+    expect(api.streams()).toBe(1);
+    stream.call.cancel();
+    c.close();
+    await api.close();
+  });
+
+  it('refuses connections of one uid beyond its cap, at accept', async () => {
+    const sock = join(dir, 'cap.sock');
+    const refused: string[] = [];
+    const api = await start(sock, { limits: { maxConnections: 8, maxConnectionsPerUid: 2 }, onRefused: (r) => refused.push(r) });
+    const socks = [0, 1, 2].map(() => net.connect(sock).on('error', () => undefined));
+    await new Promise<void>((r) => socks[2]!.once('close', () => r()));
+    expect(refused).toEqual(['peer_cap']);
+    expect(api.connections()).toBe(2);
+    for (const s of socks) s.destroy();
+    await api.close();
+  });
+});

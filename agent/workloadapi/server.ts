@@ -122,7 +122,7 @@ export async function startWorkloadAPI(opts: WorkloadAPIOptions): Promise<Worklo
   });
   limits.watch(netServer); // EMFILE on accept is logged and counted, never a crash
   await fsp.chmod(opts.socketPath, 0o777);
-  log.info({ socket: opts.socketPath, max_connections: limits.maxConnections, max_connections_per_uid: l.maxConnectionsPerUid }, 'workload api listening');
+  log.info({ socket: opts.socketPath, max_connections: limits.maxConnections, max_connections_per_uid: limits.maxPerPeer }, 'workload api listening');
 
   let closed: Promise<void> | undefined;
   return {

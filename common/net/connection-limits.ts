@@ -10,7 +10,7 @@ export interface ConnectionLimitsOptions {
   listener: string;
   /** open connections at most, over all peers */
   maxConnections: number;
-  /** open connections at most per peer (an IP address, a uid); below maxConnections */
+  /** open connections at most per peer (an IP address, a uid); never more than a quarter of maxConnections */
   maxPerPeer: number;
   /** a connection that has not started a request within this long is closed (ms) */
   firstRequestTimeoutMs: number;
@@ -54,6 +54,7 @@ export function openFileLimit(): number | undefined {
  */
 export class ConnectionLimits {
   readonly maxConnections: number;
+  readonly maxPerPeer: number;
   private total = 0;
   private readonly perPeer = new Map<string, number>();
   private readonly logged = new Map<string, { at: number; suppressed: number }>();
@@ -62,9 +63,11 @@ export class ConnectionLimits {
     const fds = openFileLimit();
     const byFds = fds === undefined ? Infinity : Math.max(1, Math.floor((fds - FD_RESERVE) / (o.fdsPerConnection ?? 1)));
     this.maxConnections = Math.min(o.maxConnections, byFds);
+    // A peer may hold a quarter of the connections at most, so one peer can never fill the listener.
+    this.maxPerPeer = Math.min(o.maxPerPeer, Math.max(1, Math.floor(this.maxConnections / 4)));
     if (this.maxConnections < o.maxConnections) {
       o.log.warn(
-        { listener: o.listener, max_connections: this.maxConnections, configured: o.maxConnections, open_file_limit: fds },
+        { listener: o.listener, max_connections: this.maxConnections, max_per_peer: this.maxPerPeer, configured: o.maxConnections, open_file_limit: fds },
         'connection cap lowered to what the open-file limit allows; raise the limit (ulimit -n, LimitNOFILE=) to allow more',
       );
     }
@@ -80,7 +83,7 @@ export class ConnectionLimits {
    */
   admit(socket: Socket, peer: string): boolean {
     const n = this.perPeer.get(peer) ?? 0;
-    const reason: RefusalReason | undefined = this.total >= this.maxConnections ? 'total_cap' : n >= this.o.maxPerPeer ? 'peer_cap' : undefined;
+    const reason: RefusalReason | undefined = this.total >= this.maxConnections ? 'total_cap' : n >= this.maxPerPeer ? 'peer_cap' : undefined;
     if (reason) {
       socket.destroy();
       this.refused(reason, peer);
@@ -98,13 +101,17 @@ export class ConnectionLimits {
   }
 
   /**
-   * Closes `socket` unless `started()` says a request came before the deadline.
+   * Closes `socket` unless a request starts before the deadline.
+   * @param close how to close it (default `socket.destroy()`; a socket handed to an
+   *   HTTP/2 session needs its fd shut down instead, see native/peercred)
    * @returns a function to call when the first request starts (it clears the timer)
    */
-  firstRequestDeadline(socket: Socket, peer: string): () => void {
+  firstRequestDeadline(socket: Socket, peer: string, close: () => void = () => socket.destroy()): () => void {
+    let closed = false;
+    socket.once('close', () => (closed = true));
     const timer = setTimeout(() => {
-      if (socket.destroyed) return;
-      socket.destroy();
+      if (closed) return;
+      close();
       this.refused('first_request_deadline', peer);
     }, this.o.firstRequestTimeoutMs);
     timer.unref();
@@ -141,7 +148,7 @@ export class ConnectionLimits {
       [this.o.peerKind]: peer,
       open_connections: this.total,
       max_connections: this.maxConnections,
-      max_per_peer: this.o.maxPerPeer,
+      max_per_peer: this.maxPerPeer,
       suppressed_since_last: last?.suppressed ?? 0,
     };
     const what: Record<RefusalReason, string> = {

@@ -59,3 +59,10 @@ export function pidfdGetPid(pidfd: number): number;
 
 /** close(fd). @throws EBADF if the fd is not open */
 export function closeFd(fd: number): void;
+
+/**
+ * shutdown(fd, SHUT_RDWR): ends a connected socket both ways without closing the
+ * fd, so whoever owns the fd (an HTTP/2 session) sees EOF and closes it. Only for
+ * an fd known to still be that socket (its 'close' event has not fired).
+ */
+export function shutdownSocket(fd: number): void;

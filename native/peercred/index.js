@@ -32,4 +32,5 @@ module.exports = {
   pidfdIsAlive: native.pidfdIsAlive,
   pidfdGetPid,
   closeFd: native.closeFd,
+  shutdownSocket: native.shutdownSocket,
 };
