@@ -12,7 +12,7 @@ HTTP/2 and gRPC framing are written by hand (no grpcio on a fresh machine): a
 client preface, SETTINGS, one HEADERS frame with HPACK literals (no Huffman, no
 indexing), one DATA frame with an empty request, generous WINDOW_UPDATEs.
 
-usage: fork-stream-client.py SOCKET OUT_FILE
+usage: fork-stream-client.py SOCKET OUT_FILE   (NO_FORK=1: never fork, the control case)
 """
 import json
 import os
@@ -101,10 +101,10 @@ headers = b"".join(
 s.sendall(
     b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
     + frame(0x4, 0, 0)  # SETTINGS (defaults)
-    + frame(0x8, 0, 0, struct.pack(">I", 0x7FFF0000))  # WINDOW_UPDATE, connection
+    + frame(0x8, 0, 0, struct.pack(">I", 1 << 24))  # WINDOW_UPDATE, connection
     + frame(0x1, 0x4, 1, headers)  # HEADERS, END_HEADERS, stream 1
-    + frame(0x8, 0, 1, struct.pack(">I", 0x7FFF0000))  # WINDOW_UPDATE, stream 1
-    + frame(0x0, 0, 1, b"\x00\x00\x00\x00\x00")  # DATA: one empty gRPC message (not END_STREAM: a stream stays open)
+    + frame(0x8, 0, 1, struct.pack(">I", 1 << 24))  # WINDOW_UPDATE, stream 1
+    + frame(0x0, 0x1, 1, b"\x00\x00\x00\x00\x00")  # DATA: one empty gRPC message, END_STREAM (the client half-closes; the server keeps streaming)
 )
 
 out = open(out_path, "a", buffering=1)
@@ -119,6 +119,7 @@ while True:
     except EOFError:
         out.write(json.dumps({"closed": True}) + "\n")
         sys.exit(0)
+    if os.environ.get("H2_DEBUG"): sys.stderr.write("frame type=%d flags=%d stream=%d len=%d %r\n" % (ftype, flags, stream, ln, payload[:60]))
     if ftype == 0x4 and not flags & 0x1:
         s.sendall(frame(0x4, 0x1, 0))  # ACK the server's SETTINGS
     elif ftype == 0x6 and not flags & 0x1:
@@ -133,7 +134,7 @@ while True:
                 break
             msg, data = data[5 : 5 + mlen], data[5 + mlen :]
             out.write(json.dumps({"pid": os.getpid(), "spiffe_ids": spiffe_ids(msg)}) + "\n")
-            if not forked:
+            if not forked and not os.environ.get("NO_FORK"):
                 forked = True
                 if os.fork() != 0:
                     os._exit(0)  # the connecting process leaves; its child keeps the stream
