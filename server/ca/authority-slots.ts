@@ -147,6 +147,14 @@ export class AuthoritySlots<S> {
   /** Logs once per active key when the upstream's expiry keeps a successor from being prepared. */
   private warnIfCapped(now: number, maxNotAfter: number | undefined): void {
     const a = this.slots.find((s) => s.state === 'active');
+    if (!a && maxNotAfter !== undefined && maxNotAfter <= now && this.upstreamWarnedFor !== 'expired') {
+      this.upstreamWarnedFor = 'expired';
+      this.d.log.error(
+        { upstream_not_after: maxNotAfter },
+        `${this.kind} authority cannot be made: the upstream authority certificate has expired; the server cannot sign (not ready) until upstream_authority.cert_file is renewed`,
+      );
+      return;
+    }
     if (!a || maxNotAfter === undefined || maxNotAfter > a.notAfter || this.upstreamWarnedFor === a.id) return;
     if (now < a.notAfter - (a.notAfter - a.notBefore) / 2) return; // not yet due for a successor anyway
     this.upstreamWarnedFor = a.id;

@@ -103,3 +103,28 @@ describe('nextRotationAction', () => {
     );
   });
 });
+
+describe('clock steps and upstream limits', () => {
+  it('retires an active key the clock is behind and drops such a prepared one (they can sign nothing valid)', () => {
+    const a = slot({ id: 'a', state: 'active', notBefore: 1000, notAfter: 1600, validFrom: 900 });
+    expect(nextRotationAction([a], 800)).toMatchObject({ type: 'retire', id: 'a' });
+    expect(nextRotationAction([a], 950)).toBeUndefined(); // within the backdating
+    const p = slot({ id: 'p', state: 'prepared', notBefore: 1300, notAfter: 1900, validFrom: 1200 });
+    expect(nextRotationAction([a, p], 1000)).toMatchObject({ type: 'drop', id: 'p' });
+  });
+
+  it('does not prune an expired key within its prune grace', () => {
+    const old = slot({ id: 'o', state: 'retired', notBefore: 0, notAfter: 600, prunable: false });
+    const a = slot({ id: 'a', state: 'active', notBefore: 500, notAfter: 1100 });
+    expect(nextRotationAction([old, a], 700)).toBeUndefined();
+    expect(nextRotationAction([{ ...old, prunable: true }, a], 700)).toEqual({ type: 'prune', id: 'o' });
+  });
+
+  it('prepares no successor that could not outlive the active key (an upstream expiring sooner), and none once the upstream expired', () => {
+    const a = slot({ id: 'a', state: 'active', notBefore: 0, notAfter: 100 });
+    expect(nextRotationAction([a], 60, { maxNotAfter: 100 })).toBeUndefined();
+    expect(nextRotationAction([a], 60, { maxNotAfter: 5000 })).toMatchObject({ type: 'prepare' });
+    expect(nextRotationAction([], 200, { maxNotAfter: 100 })).toBeUndefined();
+    expect(nextRotationAction([], 50, { maxNotAfter: 100 })).toMatchObject({ type: 'prepare', reason: 'no active key' });
+  });
+});

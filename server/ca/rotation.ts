@@ -137,7 +137,10 @@ export function nextRotationAction(slots: readonly SlotView[], now: number, ctx:
   const active = actives[0];
   const next = prepared[0];
   if (!active) {
-    return next ? { type: 'activate', id: next.id, reason: 'no active key' } : { type: 'prepare', reason: 'no active key' };
+    if (next) return { type: 'activate', id: next.id, reason: 'no active key' };
+    // An upstream that has expired cannot sign a new key: nothing to do until it is renewed.
+    if (ctx.maxNotAfter !== undefined && ctx.maxNotAfter <= now) return undefined;
+    return { type: 'prepare', reason: 'no active key' };
   }
   const outlives = ctx.maxNotAfter === undefined || ctx.maxNotAfter > active.notAfter;
   if (!next && now >= prepareAt(active) && outlives) return { type: 'prepare', reason: 'half-life' };
