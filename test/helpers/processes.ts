@@ -96,6 +96,12 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** Stops the processes in order (agents before their server) and removes their directories; skips what never started. */
+export async function stopAndRemove(...procs: Array<{ stop(): Promise<unknown>; dir: string } | undefined>): Promise<void> {
+  for (const p of procs) await p?.stop();
+  for (const p of procs) if (p) removeDir(p.dir);
+}
+
 export async function run(cmd: string, args: string[], opts: { input?: string; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });

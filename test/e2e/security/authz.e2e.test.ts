@@ -3,7 +3,7 @@ import { generateKeyPair, sign as cryptoSign, type KeyObject } from 'node:crypto
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ROOT, startAgentProcess, startServerProcess, removeDir, type AgentProcess, type ServerProcess } from '../../helpers/processes';
+import { ROOT, startAgentProcess, startServerProcess, stopAndRemove, type AgentProcess, type ServerProcess } from '../../helpers/processes';
 import { ATTACKER_UID, agentApiRequest, agentIdentityPem, waitFor } from '../../helpers/security';
 import { JWTSVIDSigner } from '../../../common/jwtsvid/sign';
 
@@ -37,12 +37,7 @@ beforeAll(async () => {
   await entry('/nobody', ['unix:uid:65534']);
   agent = await startAgentProcess(server, { alias });
 });
-afterAll(async () => {
-  await agent?.stop();
-  await server?.stop();
-  removeDir(agent?.dir);
-  removeDir(server?.dir);
-});
+afterAll(() => stopAndRemove(agent, server));
 
 it("finding 9: an agent's requested JWT-SVID ttl may only shorten the entry's", async () => {
   const id = agentIdentityPem(path.join(agent.dir, 'data'));

@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { startAgentProcess, startServerProcess, removeDir, run, shortTempDir, type AgentProcess, type ServerProcess } from '../../helpers/processes';
+import { startAgentProcess, startServerProcess, stopAndRemove, removeDir, run, shortTempDir, type AgentProcess, type ServerProcess } from '../../helpers/processes';
 import { freePort } from '../../helpers/free-port';
 import { logLines, metric, startExpectingRefusal, waitFor } from '../../helpers/security';
 import { AdminClient } from '../../../cli/admin-client';
@@ -25,12 +25,7 @@ beforeAll(async () => {
   await server.cli(['entry', 'create', '--spiffe-id', `spiffe://${td}/root-svc`, '--parent-id', alias, '--selector', 'unix:uid:0']);
   agent = await startAgentProcess(server, { alias });
 });
-afterAll(async () => {
-  await agent?.stop();
-  await server?.stop();
-  removeDir(agent?.dir);
-  removeDir(server?.dir);
-});
+afterAll(() => stopAndRemove(agent, server));
 
 it('the agent API offers TLS 1.2 with AEAD suites only (no CBC, no SHA-1 MACs)', async () => {
   const handshake = async (cipher: string) =>
