@@ -4,6 +4,7 @@ import { benchJWT } from './jwt';
 import { benchAgentApi } from './agent-api';
 import { benchPropagation, percentile } from './propagation';
 import { benchAgent } from './agent';
+import { benchCacheVerify } from './cache-verify';
 
 /**
  * `npm run bench`: every figure is measured in this one run and printed as
@@ -59,6 +60,10 @@ async function main(): Promise<void> {
   line('fetch_x509_vs_echo_p99_ratio', g99 / e99);
   line('agent_rss_mb_1000_entries', g.rssMb, 1);
   line('agent_sync_10000_entries_seconds', g.syncSeconds, 1);
+  // An agent restart verifies every stored SVID before serving it.
+  const v = await benchCacheVerify(10_000);
+  line('agent_cache_verify_10000_svids_ms', v.verifyMs, 0);
+  line('agent_cache_verify_vs_raw_verify_ratio', v.verifyMs / v.rawVerifyMs);
 }
 
 main().catch((e) => {

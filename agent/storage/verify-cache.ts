@@ -1,6 +1,7 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { validateX509SVIDChain } from '../../common/x509svid/validate';
 import { certificateValidity } from '../../common/x509svid/certificate-validity';
+import * as der from '../../common/der/der';
 import type { StoredCache, StoredIdentity, StoredSVID } from './formats';
 
 /** An SVID of the stored cache that failed verification, and why. */
@@ -43,14 +44,15 @@ export function verifyStoredCache(c: StoredCache, now: number): { cache: StoredC
     if (!entry) return 'its entry is not in the cache';
     if (roots.length === 0) return 'the cache holds no bundle to verify it with';
     let leaf: X509Certificate;
+    let v: ReturnType<typeof certificateValidity>;
     try {
       leaf = new X509Certificate(s.chain[0]!);
+      v = certificateValidity(s.chain[0]!);
       const tailKey = Buffer.concat(s.chain.slice(1)).toString('base64');
       let issuer = issuers.get(tailKey);
       if (issuer && leaf.checkIssued(issuer.cert)) {
         if (!leaf.verify(issuer.key)) return 'its signature does not verify';
         const t = now / 1000;
-        const v = certificateValidity(s.chain[0]!);
         if (t < v.notBefore || t >= v.notAfter) return 'it is expired or not yet valid';
         if (leaf.ca) return 'it is a ca certificate';
         const uris = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('URI:'));
@@ -62,15 +64,49 @@ export function verifyStoredCache(c: StoredCache, now: number): { cache: StoredC
         const cert = s.chain.length > 1 ? new X509Certificate(s.chain[1]!) : roots.map((d) => new X509Certificate(d)).find((r) => leaf.checkIssued(r) && leaf.verify(r.publicKey));
         if (cert) issuers.set(tailKey, (issuer = { cert, key: cert.publicKey }));
       }
-      if (!leaf.checkPrivateKey(createPrivateKey({ key: s.keyPkcs8, format: 'der', type: 'pkcs8' }))) return 'the stored key is not the certificate key';
+      if (!keyMatches(s.keyPkcs8, v.spki, leaf)) return 'the stored key is not the certificate key';
     } catch (e) {
       return (e as Error).message;
     }
-    const { notBefore, notAfter } = certificateValidity(s.chain[0]!);
+    const { notBefore, notAfter } = v;
     const halfLife = (notBefore + (notAfter - notBefore) / 2) * 1000;
     kept.push({ ...s, notBefore, notAfter, rotateAt: Math.min(s.rotateAt, halfLife) });
     return undefined;
   }
+}
+
+/**
+ * Whether a PKCS#8 key belongs to the certificate. For EC keys the public point
+ * stored in the key (ECPrivateKey's publicKey, which Node always writes) is
+ * compared with the certificate's, with the strict DER reader: importing each
+ * private key instead costs ~0.4 ms, 4 s for 10,000 SVIDs at every agent start.
+ * Keys without that field (other writers) are imported and checked by OpenSSL.
+ */
+function keyMatches(pkcs8: Buffer, spki: Buffer, leaf: X509Certificate): boolean {
+  const point = ecPublicPointOfPkcs8(pkcs8);
+  if (point) {
+    const [, bits] = der.readChildren(spki, der.expectTLV(spki, 0, der.TAG.SEQUENCE, 'subjectPublicKeyInfo'));
+    return !!bits && bits.tag === der.TAG.BIT_STRING && spki.subarray(bits.start, bits.end).equals(point);
+  }
+  return leaf.checkPrivateKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }));
+}
+
+/** The BIT STRING content (unused-bits byte + point) of the publicKey [1] inside a PKCS#8 EC key, if present. */
+function ecPublicPointOfPkcs8(pkcs8: Buffer): Buffer | undefined {
+  try {
+    const outer = der.readChildren(pkcs8, der.expectTLV(pkcs8, 0, der.TAG.SEQUENCE, 'pkcs8'));
+    const inner = outer[2];
+    if (!inner || inner.tag !== der.TAG.OCTET_STRING) return undefined;
+    const ec = pkcs8.subarray(inner.start, inner.end);
+    for (const f of der.readChildren(ec, der.expectTLV(ec, 0, der.TAG.SEQUENCE, 'ECPrivateKey'))) {
+      if (f.tag !== 0xa1) continue;
+      const bits = der.expectTLV(ec, f.start, der.TAG.BIT_STRING, 'publicKey', f.end);
+      return ec.subarray(bits.start, bits.end);
+    }
+  } catch {
+    // not an EC PKCS#8 key this reader knows: let OpenSSL decide
+  }
+  return undefined;
 }
 
 /**
