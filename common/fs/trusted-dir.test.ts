@@ -25,10 +25,12 @@ test('creates missing directories with exactly the mode asked for, even under um
   }
 });
 
-test('an existing directory of ours gets the mode; a sticky world-writable ancestor (/tmp) is fine', () => {
+test('an existing directory of ours is tightened to the mode, never loosened; a sticky world-writable ancestor (/tmp) is fine', () => {
   const d = path.join(base, 'data');
   mkdirSync(d, { mode: 0o755 });
   ensureTrustedDir(d, { mode: 0o700, what: 'data directory' });
+  expect(mode(d)).toBe(0o700);
+  ensureTrustedDir(d, { mode: 0o755, what: 'socket directory' });
   expect(mode(d)).toBe(0o700);
   expect(mode(os.tmpdir()) & 0o1000).toBe(0o1000);
 });

@@ -74,9 +74,9 @@ export function assertTrustedDir(dir: string, what: string): string {
 
 /**
  * Creates `dir` (mode `opts.mode`) and missing parents (`opts.parentMode`), then checks it with
- * {@link assertTrustedDir}. When this process owns the target, its mode is set to
- * `opts.mode` (a data directory left 0755 becomes 0700; a socket directory left
- * 0700 by an older run becomes reachable again).
+ * {@link assertTrustedDir}. When this process owns an existing target, permission
+ * bits beyond `opts.mode` are removed (a data directory left 0755 becomes 0700);
+ * none are added.
  * @returns the resolved path
  * @throws TesseraError FAILED_PRECONDITION as {@link assertTrustedDir}
  */
@@ -100,6 +100,9 @@ export function ensureTrustedDir(dir: string, opts: TrustedDirOptions): string {
   if (opts.ownOnly && euid !== undefined && st.uid !== euid) {
     throw failedPrecondition(`${opts.what}: ${real} is owned by uid ${st.uid}, not by this process (uid ${euid}); write into a directory of your own`);
   }
-  if (!opts.keepMode && st.uid === euid && (st.mode & 0o777) !== opts.mode) chmodSync(real, opts.mode);
+  // An existing directory is only ever tightened (a 0755 data directory becomes 0700), never
+  // loosened: a socket directory the user keeps 0700 stays theirs alone.
+  const extra = st.mode & 0o777 & ~opts.mode;
+  if (!opts.keepMode && st.uid === euid && extra !== 0) chmodSync(real, st.mode & 0o777 & opts.mode);
   return real;
 }
