@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { startServerProcess, startAgentProcess, removeDir, type AgentProcess } from '../test/helpers/processes';
 import { AdminClient } from '../cli/admin-client';
-import { workloadClientConstructor } from '../agent/workloadapi/proto';
+import { workloadClientConstructor } from '../common/workloadapi/proto';
 import { percentile } from './propagation';
 
 /** Streams per client before reconnecting: nghttp2 kills a session after ~1,000 rapid cancels. */

@@ -1,6 +1,6 @@
 import { startServerProcess, startAgentProcess, removeDir } from '../test/helpers/processes';
 import { AdminClient } from '../cli/admin-client';
-import { WorkloadAPIClient, type X509Context } from '../agent/workloadapi/client';
+import { WorkloadAPIClient, type X509Context } from '../sdk/workloadapi/client';
 
 /**
  * Entry propagation through the real processes: the time from an admin API call

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
-import { WorkloadAPIClient, type X509Context } from '../agent/workloadapi/client';
+import { WorkloadAPIClient, type X509Context } from '../sdk/workloadapi/client';
 import { defaultClientSocket } from '../common/fs/runtime-paths';
 import { assertTrustedSocketDir } from '../common/fs/trusted-socket';
 import { outputDir } from './output-dir';

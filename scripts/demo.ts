@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AdminClient } from '../cli/admin-client';
 import { TesseraError } from '../common/errors';
-import { WorkloadAPIClient } from '../agent/workloadapi/client';
+import { WorkloadAPIClient } from '../sdk/workloadapi/client';
 import { IDENTITY_FILE } from '../agent/storage/agent-store';
 
 /**

@@ -5,7 +5,7 @@ import type { Selector } from '../../common/selector';
 import type { CallerInfo } from '../attestor/workload/unix';
 import type { WorkloadIdentitySource } from '../manager/identity-source';
 import type { Connection } from './connections';
-import { SECURITY_HEADER, type WorkloadRPC } from './proto';
+import { SECURITY_HEADER, type WorkloadRPC } from '../../common/workloadapi/proto';
 
 /** The workload attestor as the Workload API uses it (UnixWorkloadAttestor fits). */
 export interface WorkloadAttestor {

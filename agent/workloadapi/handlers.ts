@@ -6,10 +6,10 @@ import type { Selector } from '../../common/selector';
 import { parseSpiffeId } from '../../common/spiffeid/spiffe-id';
 import type { CachedX509SVID } from '../manager/identity-source';
 import { CallContext, CallError, unary, type CallDeps } from './calls';
-import type { JWTSVIDRequest, JWTSVIDResponse, ValidateJWTSVIDRequest, ValidateJWTSVIDResponse, WorkloadRPC } from './proto';
+import type { JWTSVIDRequest, JWTSVIDResponse, ValidateJWTSVIDRequest, ValidateJWTSVIDResponse, WorkloadRPC } from '../../common/workloadapi/proto';
 import { federatedTrustDomains, jwtBundlesResponse, uniqueHints, x509BundlesResponse, x509SVIDResponse } from './responses';
 import { serverStream, type OpenStreams } from './stream';
-import { toStruct } from './struct';
+import { toStruct } from '../../common/workloadapi/struct';
 
 /** The audit reason when the caller's selectors match no registration entry. */
 export const NO_ENTRY_REASON = 'no registration entry matches the caller';

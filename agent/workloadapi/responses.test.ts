@@ -1,6 +1,6 @@
-import { workloadService } from './proto';
+import { workloadService } from '../../common/workloadapi/proto';
 import { federatedTrustDomains, jwtBundlesResponse, uniqueHints, x509BundlesResponse } from './responses';
-import { fromStruct, toStruct } from './struct';
+import { fromStruct, toStruct } from '../../common/workloadapi/struct';
 import type { CachedX509SVID } from '../manager/identity-source';
 
 const svid = (hint: string, federatesWith: string[] = []) => ({ hint, federatesWith }) as unknown as CachedX509SVID;

@@ -1,7 +1,7 @@
 import { concatDer, jwtBundleJwks, type SpiffeBundle } from '../../common/bundle/bundle';
 import { parseTrustDomain, trustDomainId } from '../../common/spiffeid/spiffe-id';
 import type { CachedX509SVID } from '../manager/identity-source';
-import type { JWTBundlesResponse, X509BundlesResponse, X509SVIDResponse } from './proto';
+import type { JWTBundlesResponse, X509BundlesResponse, X509SVIDResponse } from '../../common/workloadapi/proto';
 
 /**
  * Pure builders of Workload API responses from what the identity source holds.

@@ -9,7 +9,7 @@ import { join } from 'path';
 import * as peercred from '../../native/peercred';
 import { UnixWorkloadAttestor } from '../attestor/workload/unix';
 import { ConnectionRegistry, type Connection } from './connections';
-import { workloadService } from './proto';
+import { workloadService } from '../../common/workloadapi/proto';
 import { startWorkloadAPI, type WorkloadAPIOptions } from './server';
 import { FakeIdentitySource, svid, trustDomain } from './test-fixtures';
 import { captureLog, openStream, rawClient, unaryCall, until } from './test-helpers';

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Selector } from '../../common/selector';
 import { CallContext, toCallError, type CallDeps } from './calls';
-import { encodeResponse, type WorkloadRPC } from './proto';
+import { encodeResponse, type WorkloadRPC } from '../../common/workloadapi/proto';
 
 /** What a gRPC client accepts by default (grpc.max_receive_message_length): 4 MiB. */
 export const CLIENT_DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024;

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createLogger, type Logger } from '../../common/log';
-import { SECURITY_HEADER, workloadProtoPath } from './proto';
+import { SECURITY_HEADER, workloadProtoPath } from '../../common/workloadapi/proto';
 
 /**
  * Test-only: a raw grpc-js client built straight from workload.proto with

@@ -7,7 +7,7 @@ import { ROOT, startAgentProcess, startServerProcess, removeDir, shortTempDir, t
 import { attestedAgent } from '../../helpers/agent-identity';
 import { makeTestCA, makeTestLeaf, type TestCert } from '../../helpers/test-pki';
 import { ATTACKER_UID, agentApiRequest, agentIdentityPem, httpGet, logLines, metric, waitFor } from '../../helpers/security';
-import { WorkloadAPIClient } from '../../../agent/workloadapi/client';
+import { WorkloadAPIClient } from '../../../sdk/workloadapi/client';
 
 /**
  * Findings 5-8: connection floods on both listeners, a huge federated bundle, a

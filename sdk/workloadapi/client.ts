@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { decodeJwtBundleJwks, splitConcatenatedDer, type SpiffeBundle } from '../../common/bundle/bundle';
 import { ERROR_CODES, GRPC_STATUS, TesseraError, unavailable, type ErrorCode } from '../../common/errors';
 import { parseTrustDomain } from '../../common/spiffeid/spiffe-id';
-import { parseEndpoint, type WorkloadEndpoint } from './endpoint';
+import { parseEndpoint, type WorkloadEndpoint } from '../../common/workloadapi/endpoint';
 import {
   SECURITY_HEADER,
   workloadClientConstructor,
@@ -11,10 +11,10 @@ import {
   type ValidateJWTSVIDResponse,
   type X509BundlesResponse,
   type X509SVIDResponse,
-} from './proto';
-import { fromStruct } from './struct';
+} from '../../common/workloadapi/proto';
+import { fromStruct } from '../../common/workloadapi/struct';
 
-export { parseEndpoint, type WorkloadEndpoint } from './endpoint';
+export { parseEndpoint, type WorkloadEndpoint } from '../../common/workloadapi/endpoint';
 
 /** One X.509-SVID as the Workload API delivered it, decoded. */
 export interface X509SVID {

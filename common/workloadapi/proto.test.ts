@@ -6,14 +6,14 @@ const repo = resolve(__dirname, '..', '..');
 
 describe('workloadProtoPath', () => {
   it('finds the proto from the sources and from the compiled dist/ tree (tsc copies no .proto)', () => {
-    const want = join(repo, 'agent', 'workloadapi', 'workload.proto');
+    const want = join(repo, 'common', 'workloadapi', 'workload.proto');
     expect(existsSync(want)).toBe(true);
     expect(workloadProtoPath()).toBe(want);
-    expect(workloadProtoPath(join(repo, 'dist', 'agent', 'workloadapi'))).toBe(want);
+    expect(workloadProtoPath(join(repo, 'dist', 'common', 'workloadapi'))).toBe(want);
   });
 
   it('says where it looked when there is no proto above the directory', () => {
-    expect(() => workloadProtoPath('/')).toThrow(/cannot find agent\/workloadapi\/workload.proto in any parent of \//);
+    expect(() => workloadProtoPath('/')).toThrow(/cannot find common\/workloadapi\/workload.proto in any parent of \//);
   });
 });
 

@@ -22,14 +22,15 @@ export type WorkloadRPC =
   | 'FetchWITSVID'
   | 'FetchWITBundles';
 
-const PROTO_REL = join('agent', 'workloadapi', 'workload.proto');
+const PROTO_REL = join('common', 'workloadapi', 'workload.proto');
 
 /**
  * Absolute path of workload.proto. The build is `tsc` only, which does not copy
  * .proto files, so this walks up from this module's directory until it finds
- * `agent/workloadapi/workload.proto`: from the sources that is the repository
- * root; from `dist/agent/workloadapi` it is the repository root too (dist
- * lives inside it, and the image copies the whole tree).
+ * `common/workloadapi/workload.proto`: from the sources that is the repository
+ * root; from `dist/common/workloadapi` it is the repository root too (dist
+ * lives inside it, and the image copies the whole tree); in the SDK package the
+ * build copies the file next to this module (`dist/common/workloadapi`).
  * @throws Error if no ancestor directory holds the file
  */
 export function workloadProtoPath(from: string = __dirname): string {
@@ -55,23 +56,6 @@ export function workloadPackage(): protoLoader.PackageDefinition {
 export function workloadService(): grpc.ServiceDefinition {
   return workloadPackage().SpiffeWorkloadAPI as grpc.ServiceDefinition;
 }
-
-/**
- * The service definition the agent's server uses: as {@link workloadService},
- * except that a response that is already a Buffer (the stream handlers encode
- * each message once, to compare it with the last one sent) is written as is
- * instead of being encoded a second time.
- */
-export function workloadServerService(): grpc.ServiceDefinition {
-  serverService ??= Object.fromEntries(
-    Object.entries(workloadService()).map(([rpc, def]) => {
-      const encode = def.responseSerialize;
-      return [rpc, { ...def, responseSerialize: (m: unknown) => (Buffer.isBuffer(m) ? m : encode(m)) }];
-    }),
-  ) as grpc.ServiceDefinition;
-  return serverService;
-}
-let serverService: grpc.ServiceDefinition | undefined;
 
 /** A generic grpc-js client constructor for `SpiffeWorkloadAPI`. */
 export function workloadClientConstructor(): grpc.ServiceClientConstructor {

@@ -1,4 +1,4 @@
-import { invalidArgument } from '../../common/errors';
+import { invalidArgument } from '../errors';
 import type { ProtoStruct, StructValue } from './proto';
 
 /**

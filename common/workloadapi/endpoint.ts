@@ -1,5 +1,5 @@
 import { isIP } from 'net';
-import { invalidArgument } from '../../common/errors';
+import { invalidArgument } from '../errors';
 
 /** A parsed Workload API endpoint address. `target` is what grpc-js dials. */
 export type WorkloadEndpoint =
