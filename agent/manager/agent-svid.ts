@@ -4,7 +4,7 @@ import { TesseraError, failedPrecondition, invalidArgument } from '../../common/
 import type { SpiffeBundle } from '../../common/bundle/bundle';
 import { createCSR } from '../../common/x509svid/csr';
 import type { AgentStore, StoredIdentity } from '../storage/agent-store';
-import { Backoff, type BackoffOptions } from './backoff';
+import { Backoff, type BackoffOptions } from '../../common/backoff';
 import type { Connection } from './connection';
 import { drawJitter, lifetimeStart, rotationTime } from './rotation';
 import { taintedRotateAt } from './taint';

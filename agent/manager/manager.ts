@@ -7,7 +7,7 @@ import type { SpiffeBundle } from '../../common/bundle/bundle';
 import type { Selector } from '../../common/selector';
 import { AgentStore } from '../storage/agent-store';
 import { AgentSVID } from './agent-svid';
-import { Backoff } from './backoff';
+import { Backoff } from '../../common/backoff';
 import { Connection } from './connection';
 import type { CachedX509SVID, WorkloadIdentitySource } from './identity-source';
 import { JWTSVIDs } from './jwt-source';

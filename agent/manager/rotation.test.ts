@@ -1,5 +1,5 @@
 import { COALESCE_WINDOW_MS, coalesceWindow, drawJitter, jwtNeedsRefresh, lifetimeStart, rotationTime, shouldRotate } from './rotation';
-import { Backoff, fullJitterDelay } from './backoff';
+import { Backoff, fullJitterDelay } from '../../common/backoff';
 import { rateLimitDelayMs } from './x509-rotator';
 import { TesseraError } from '../../common/errors';
 

@@ -3,7 +3,7 @@ import type { Clock } from '../../common/clock';
 import { bundlesEqual, type SpiffeBundle } from '../../common/bundle/bundle';
 import type { EntrySyncResponse } from '../client/server-client';
 import { isIdentityRejected, type AgentSVID } from './agent-svid';
-import type { Backoff } from './backoff';
+import type { Backoff } from '../../common/backoff';
 import type { Connection } from './connection';
 import type { ManagerEvent } from './types';
 import type { WorkloadCache } from './workload-cache';

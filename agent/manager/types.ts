@@ -3,7 +3,7 @@ import type { SpiffeBundle } from '../../common/bundle/bundle';
 import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/log';
 import type { ServerClient } from '../client/server-client';
-import type { BackoffOptions } from './backoff';
+import type { BackoffOptions } from '../../common/backoff';
 
 /** What a successful node attestation yields (join token or x509pop, done by the caller). */
 export interface AttestedIdentity {

@@ -1,7 +1,7 @@
 import type { Logger } from '../../common/log';
 import type { Clock } from '../../common/clock';
 import { TesseraError } from '../../common/errors';
-import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from './backoff';
+import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from '../../common/backoff';
 import type { Connection } from './connection';
 import { isIdentityRejected, type AgentSVID } from './agent-svid';
 import { SIGN_BATCH, prepareBatch, sendBatch, type PreparedBatch, type SignOutcome } from './svid-signer';

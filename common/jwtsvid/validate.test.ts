@@ -180,3 +180,22 @@ describe('low-S signatures (ECDSA malleability)', () => {
     }
   });
 });
+
+describe('canonical base64url and key types', () => {
+  it('refuses a signature or payload spelled with non-zero unused bits (same bytes, another string)', async () => {
+    const token = signed();
+    const [h, p, s] = token.split('.') as [string, string, string];
+    // The last character of a 64-byte signature (86 chars) carries 4 unused bits: flip one.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(s[s.length - 1]!);
+    const twinSig = s.slice(0, -1) + alphabet[last ^ 1];
+    expect(Buffer.from(twinSig, 'base64url')).toEqual(Buffer.from(s, 'base64url'));
+    await expect(validateJWTSVID(`${h}.${p}.${twinSig}`, opts)).rejects.toMatchObject({ reason: 'malformed', message: expect.stringContaining('signature is not canonical base64url') });
+    await expect(validateJWTSVID(`${h}.${p}.${s}=`, opts)).rejects.toMatchObject({ reason: 'malformed' });
+  });
+
+  it('refuses a signature made with a key of another type than alg says, even with the right bytes', async () => {
+    const rsa = jws({ alg: 'RS256', kid: 'k1', typ: 'JWT' }, claims(), (d) => crypto.sign('sha256', d, keys.r1!.privateKey));
+    await expect(validateJWTSVID(rsa, opts)).rejects.toMatchObject({ reason: 'signature-invalid' }); // k1 is an EC key
+  });
+});

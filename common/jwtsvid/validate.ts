@@ -1,5 +1,5 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
-import { compactVerify } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { verifyJWS } from './jws-verify';
 import { unixNow } from '../clock';
 import { invalidArgument, TesseraError } from '../errors';
 import { parseSpiffeId, type SpiffeId } from '../spiffeid/spiffe-id';
@@ -79,29 +79,25 @@ export interface ValidatedJWTSVID {
   expiresAt: number;
 }
 
-/**
- * jose JWK-exports every KeyObject it is given, which can deadlock Node 20 for a
- * key made by generateKeyPairSync (docs/pitfalls.md). A copy re-imported from
- * SPKI DER is always safe; it is made once per key, and keeping the same copy
- * also keeps jose's own per-key cache warm.
- */
-const joseSafeKeys = new WeakMap<KeyObject, KeyObject>();
-function joseSafe(key: KeyObject): KeyObject {
-  let safe = joseSafeKeys.get(key);
-  if (!safe) {
-    safe = createPublicKey({ key: key.export({ type: 'spki', format: 'der' }), format: 'der', type: 'spki' });
-    joseSafeKeys.set(key, safe);
-  }
-  return safe;
-}
-
 const reject = (reason: JWTSVIDRejectReason, message: string, cause?: unknown) => new JWTSVIDError(reason, message, cause);
 
+/**
+ * The bytes of a base64url part, which must be canonical: no padding, and no set
+ * bits in the unused low bits of the last character. Node's decoder ignores
+ * those bits, so "AB" and "AA" would be the same bytes; a token must have one spelling.
+ */
+function canonicalBase64url(part: string, what: string): Buffer {
+  if (!BASE64URL.test(part) || part.length % 4 === 1) throw reject('malformed', `${what} is not base64url`);
+  const bytes = Buffer.from(part, 'base64url');
+  if (bytes.toString('base64url') !== part) throw reject('malformed', `${what} is not canonical base64url`);
+  return bytes;
+}
+
 function decodeJSONObject(part: string, what: string): Record<string, unknown> {
-  if (!BASE64URL.test(part)) throw reject('malformed', `${what} is not base64url`);
+  const bytes = canonicalBase64url(part, what);
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    value = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     throw reject('malformed', `${what} is not json`, err);
   }
@@ -130,7 +126,7 @@ function notInFuture(claims: Record<string, unknown>, name: 'nbf' | 'iat', now: 
  * Validates a JWT-SVID in the order of the JWT-SVID profile: compact form, `alg`
  * allowlist (before anything else), header parameters (only alg/kid/typ), typ,
  * kid, payload, `sub` (a SPIFFE ID with a path), the keys of `sub`'s trust
- * domain only, key by kid, signature (jose, allowlisted algorithms), `exp` (with
+ * domain only, key by kid, signature (the algorithm's key type enforced), `exp` (with
  * leeway), `nbf`/`iat` not in the future (as go-spiffe), and `aud`.
  *
  * @throws JWTSVIDError (INVALID_ARGUMENT) with the failed check as `reason`
@@ -150,7 +146,7 @@ export async function validateJWTSVID(token: string, opts: ValidateJWTSVIDOption
   const parts = token.split('.');
   if (parts.length !== 3) throw reject('not-compact', `jws compact serialization has 3 parts, got ${parts.length}`);
   const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
-  if (!BASE64URL.test(signaturePart)) throw reject('malformed', 'signature is not base64url');
+  const signature = canonicalBase64url(signaturePart, 'signature');
 
   // 2. Protected header: alg first, so none/HS*/EdDSA never reach any other code.
   const header = decodeJSONObject(headerPart, 'protected header');
@@ -183,11 +179,9 @@ export async function validateJWTSVID(token: string, opts: ValidateJWTSVIDOption
   const key = keys.find((k) => k.kid === header.kid);
   if (!key) throw reject('kid-unknown', `kid is not among the jwt keys of trust domain ${id.trustDomain}`);
 
-  // 5. Signature; jose re-checks alg against the same allowlist and the key's type.
-  try {
-    await compactVerify(token, joseSafe(key.publicKey), { algorithms: [...JWT_SVID_ALGORITHMS] });
-  } catch (err) {
-    throw reject('signature-invalid', 'signature verification failed', err);
+  // 5. Signature, with the algorithm's key type, curve and size enforced (jws-verify.ts).
+  if (!verifyJWS(header.alg as string, key.publicKey, `${headerPart}.${payloadPart}`, signature)) {
+    throw reject('signature-invalid', 'signature verification failed');
   }
 
   if (opts.lowSOnly?.(id.trustDomain) && (header.alg === 'ES256' || header.alg === 'ES384' || header.alg === 'ES512')) {

@@ -43,6 +43,11 @@ export interface JWTSVID {
 export interface WorkloadAPIClientOptions {
   /** Deadline of unary calls and of the first message of a fetch; default 10000 ms. */
   timeoutMs?: number;
+  /**
+   * Largest message accepted (bytes); default 64 MiB. gRPC's own default is 4 MiB,
+   * which a workload with a few thousand entries outgrows.
+   */
+  maxMessageBytes?: number;
 }
 
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => void;
@@ -57,7 +62,9 @@ export function fromGrpcError(e: grpc.ServiceError): TesseraError {
 }
 
 /**
- * A small SPIFFE Workload API client for the CLI and tests. Every request
+ * A SPIFFE Workload API client: one-shot fetches, watches of the three streams,
+ * JWT-SVIDs and ValidateJWTSVID. The sources (X509Source, JWTSource, BundleSource)
+ * build on it; the CLI's `agent api` verbs use it as it is. Every request
  * carries `workload.spiffe.io: true`; DER chains and bundles come back split
  * into Buffers. Errors are TesseraErrors with the status's code name.
  *
@@ -80,7 +87,8 @@ export class WorkloadAPIClient {
     this.endpoint = endpoint.startsWith('/') ? { network: 'unix', path: endpoint, target: `unix://${endpoint}` } : parseEndpoint(endpoint);
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     const Client = workloadClientConstructor();
-    this.stub = new Client(this.endpoint.target, grpc.credentials.createInsecure()) as typeof this.stub;
+    const max = opts.maxMessageBytes ?? 64 * 1024 * 1024;
+    this.stub = new Client(this.endpoint.target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': max }) as typeof this.stub;
   }
 
   /** The first FetchX509SVID message (then the stream is cancelled). */
@@ -95,7 +103,21 @@ export class WorkloadAPIClient {
    * @returns a function that stops watching
    */
   watchX509SVIDs(onUpdate: (ctx: X509Context) => void, onError: (err: TesseraError) => void): () => void {
-    const call = this.stub.FetchX509SVID({}, this.metadata());
+    return this.watch('FetchX509SVID', (m) => decodeX509Context(m as X509SVIDResponse), onUpdate, onError);
+  }
+
+  /** As {@link watchX509SVIDs}, for FetchX509Bundles: CA certificates by bare trust domain name. */
+  watchX509Bundles(onUpdate: (bundles: Map<string, Buffer[]>) => void, onError: (err: TesseraError) => void): () => void {
+    return this.watch('FetchX509Bundles', (m) => derMap((m as X509BundlesResponse).bundles), onUpdate, onError);
+  }
+
+  /** As {@link watchX509SVIDs}, for FetchJWTBundles: JWT bundles by bare trust domain name. */
+  watchJWTBundles(onUpdate: (bundles: Map<string, SpiffeBundle>) => void, onError: (err: TesseraError) => void): () => void {
+    return this.watch('FetchJWTBundles', decodeJWTBundles, onUpdate, onError);
+  }
+
+  private watch<T>(rpc: string, decode: (m: unknown) => T, onUpdate: (v: T) => void, onError: (err: TesseraError) => void): () => void {
+    const call = this.stub[rpc]({}, this.metadata());
     let stopped = false;
     const stop = (err?: TesseraError) => {
       if (stopped) return;
@@ -104,15 +126,17 @@ export class WorkloadAPIClient {
     };
     call.on('data', (m: unknown) => {
       if (stopped) return;
+      let v: T;
       try {
-        onUpdate(decodeX509Context(m as X509SVIDResponse));
+        v = decode(m);
       } catch (e) {
         call.cancel();
-        stop(e instanceof TesseraError ? e : new TesseraError('INTERNAL', 'cannot decode an x509-svid update', { cause: e }));
+        return stop(e instanceof TesseraError ? e : new TesseraError('INTERNAL', `cannot decode a ${rpc} message`, { cause: e }));
       }
+      onUpdate(v);
     });
     call.on('error', (e: grpc.ServiceError) => stop(fromGrpcError(e)));
-    call.on('end', () => stop(unavailable('workload api: the server ended the x509-svid stream')));
+    call.on('end', () => stop(unavailable(`workload api: the server ended the ${rpc} stream`)));
     return () => {
       stop();
       call.cancel();
@@ -132,14 +156,7 @@ export class WorkloadAPIClient {
 
   /** The first FetchJWTBundles message: JWT bundles by bare trust domain name. */
   fetchJWTBundles(): Promise<Map<string, SpiffeBundle>> {
-    return this.first('FetchJWTBundles', (m) => {
-      const out = new Map<string, SpiffeBundle>();
-      for (const [key, jwks] of Object.entries((m as JWTBundlesResponse).bundles)) {
-        const td = parseTrustDomain(key);
-        out.set(td, decodeJwtBundleJwks(td, jwks.toString('utf8')));
-      }
-      return out;
-    });
+    return this.first('FetchJWTBundles', decodeJWTBundles);
   }
 
   /** Asks the agent to validate a JWT-SVID for `audience`; resolves with its SPIFFE ID and claims. */
@@ -192,6 +209,15 @@ export class WorkloadAPIClient {
       call.on('end', () => settle(() => reject(unavailable(`workload api: ${rpc} ended before its first message`))));
     });
   }
+}
+
+function decodeJWTBundles(m: unknown): Map<string, SpiffeBundle> {
+  const out = new Map<string, SpiffeBundle>();
+  for (const [key, jwks] of Object.entries((m as JWTBundlesResponse).bundles)) {
+    const td = parseTrustDomain(key);
+    out.set(td, decodeJwtBundleJwks(td, jwks.toString('utf8')));
+  }
+  return out;
 }
 
 function derMap(map: Record<string, Buffer>): Map<string, Buffer[]> {

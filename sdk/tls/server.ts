@@ -1,0 +1,80 @@
+import type { SecureContextOptions, Server as TLSServer, TLSSocket } from 'node:tls';
+import { TLS_OPTIONS } from '../../common/tls';
+import { derToPem } from '../../common/pem';
+import type { X509Source, SVIDPicker } from '../source/x509-source';
+import type { Authorizer } from './authorizers';
+import { peerChain, reasonOf, rememberPeer, verifyPeer, type BundleProvider } from './peer';
+
+export interface MTLSServerConfig {
+  /** the workload's SVID (and, unless `bundles` is given, the bundles peers are verified with) */
+  source: X509Source;
+  /** who may connect; see authorizers.ts */
+  authorizer: Authorizer;
+  /** where peers' bundles come from; default the source (own trust domain and federated ones) */
+  bundles?: BundleProvider;
+  /** which of the workload's SVIDs to present; default its default identity */
+  picker?: SVIDPicker;
+  /** false: TLS with the SVID only, no client certificate asked (go-spiffe's TLSServerConfig); default true */
+  requireClientCert?: boolean;
+  /** told about every refused peer (no key material in it) */
+  onRefused?: (reason: string, socket: TLSSocket) => void;
+}
+
+/** The certificate, key and CAs to present now. */
+function secureContext(c: MTLSServerConfig): SecureContextOptions {
+  const svid = c.source.svid(c.picker);
+  const cas = [...(c.source.allBundles().values())].flat();
+  return {
+    ...TLS_OPTIONS,
+    cert: svid.chain.map((d) => derToPem(d)).join(''),
+    key: derToPem(svid.privateKey, 'PRIVATE KEY'),
+    // OpenSSL checks the chain against every CA we hold; which CA may vouch for which
+    // trust domain is checked right after the handshake (verifyPeer).
+    ca: cas.map((d) => derToPem(d)),
+  };
+}
+
+/**
+ * Options for `tls.createServer`, `https.createServer` or `http2.createSecureServer`
+ * presenting the workload's current SVID and asking for the peer's. Pass the
+ * server to {@link attachMTLSServer} to verify peers and follow rotations.
+ * @throws TesseraError UNAVAILABLE before the source has an SVID (await `source.ready()`)
+ */
+export function mtlsServerOptions(c: MTLSServerConfig) {
+  const mutual = c.requireClientCert !== false;
+  return { ...secureContext(c), requestCert: mutual, rejectUnauthorized: mutual };
+}
+
+/**
+ * Makes a TLS server a SPIFFE mTLS server: every connection's peer is verified
+ * (chain to the bundle of its own trust domain, then the authorizer) as soon as
+ * its handshake completes, before any request on it is read, and refused
+ * connections are destroyed; the verified identity is kept for `peerIdentity(socket)`.
+ * Each update of the source replaces the certificate, key and CAs with
+ * `setSecureContext`: new connections get the new SVID, open connections and the
+ * listener are untouched.
+ * @returns a function that stops following the source
+ */
+export function attachMTLSServer(server: TLSServer, c: MTLSServerConfig): () => void {
+  const bundles = c.bundles ?? c.source;
+  const mutual = c.requireClientCert !== false;
+  // Before the HTTP layer's own listener: no request is parsed from a refused peer.
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    if (!mutual) return;
+    try {
+      rememberPeer(socket, verifyPeer(peerChain(socket.getPeerCertificate(true)), bundles, c.authorizer));
+    } catch (e) {
+      c.onRefused?.(reasonOf(e), socket);
+      socket.destroy();
+    }
+  });
+  const rotate = () => {
+    try {
+      server.setSecureContext(secureContext(c));
+    } catch {
+      // no valid SVID at the moment (all expired): keep serving the last context; the next update retries
+    }
+  };
+  c.source.on('update', rotate);
+  return () => c.source.off('update', rotate);
+}
