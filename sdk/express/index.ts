@@ -33,7 +33,7 @@ export interface SpiffeAuthOptions {
   };
   /** decide `http` on `Route::"<METHOD> <path>"` for every request (default: authenticate only) */
   policy?: PolicySource | PolicyAuthorizer;
-  /** the Route id of a request; default `${req.method} ${req.path}` */
+  /** the Route id of a request; default `${req.method} ${req.baseUrl}${req.path}` (the full path, also under app.use mounts) */
   route?: (req: Request) => string;
   log?: Logger;
   /** realm in WWW-Authenticate; default "tessera" */
@@ -66,7 +66,7 @@ export function spiffeAuth(o: SpiffeAuthOptions = {}): RequestHandler {
   const realm = o.realm ?? 'tessera';
   const authorizer = o.policy === undefined ? undefined : o.policy instanceof PolicyAuthorizer ? o.policy : new PolicyAuthorizer(o.policy, log);
   const validate = o.jwt?.validate ?? (o.jwt?.source ? (t: string, a: string) => o.jwt!.source!.validate(t, a) : undefined);
-  const routeOf = o.route ?? ((req: Request) => `${req.method} ${req.path}`);
+  const routeOf = o.route ?? ((req: Request) => `${req.method} ${req.baseUrl}${req.path}`);
 
   const fail = (res: Response, status: 401 | 403, code: string, message: string, correlationId: string, tokenError?: boolean) => {
     if (status === 401) {

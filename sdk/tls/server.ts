@@ -14,8 +14,13 @@ export interface MTLSServerConfig {
   bundles?: BundleProvider;
   /** which of the workload's SVIDs to present; default its default identity */
   picker?: SVIDPicker;
-  /** false: TLS with the SVID only, no client certificate asked (go-spiffe's TLSServerConfig); default true */
-  requireClientCert?: boolean;
+  /**
+   * `require` (default): mTLS, a peer without a valid SVID cannot connect;
+   * `optional`: a peer may present an SVID (it is verified, and refused when
+   * invalid) or none (it can then authenticate with a JWT-SVID, see spiffeAuth);
+   * `none`: TLS with the server's SVID only (go-spiffe's TLSServerConfig).
+   */
+  clientCert?: 'require' | 'optional' | 'none';
   /** told about every refused peer (no key material in it) */
   onRefused?: (reason: string, socket: TLSSocket) => void;
 }
@@ -41,8 +46,8 @@ function secureContext(c: MTLSServerConfig): SecureContextOptions {
  * @throws TesseraError UNAVAILABLE before the source has an SVID (await `source.ready()`)
  */
 export function mtlsServerOptions(c: MTLSServerConfig) {
-  const mutual = c.requireClientCert !== false;
-  return { ...secureContext(c), requestCert: mutual, rejectUnauthorized: mutual };
+  const mode = c.clientCert ?? 'require';
+  return { ...secureContext(c), requestCert: mode !== 'none', rejectUnauthorized: mode === 'require' };
 }
 
 /**
@@ -57,12 +62,14 @@ export function mtlsServerOptions(c: MTLSServerConfig) {
  */
 export function attachMTLSServer(server: TLSServer, c: MTLSServerConfig): () => void {
   const bundles = c.bundles ?? c.source;
-  const mutual = c.requireClientCert !== false;
+  const mode = c.clientCert ?? 'require';
   // Before the HTTP layer's own listener: no request is parsed from a refused peer.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
-    if (!mutual) return;
+    if (mode === 'none') return;
+    const cert = socket.getPeerCertificate(true);
+    if (mode === 'optional' && (!cert || !cert.raw)) return; // no certificate: the application decides (a JWT-SVID, or nothing)
     try {
-      rememberPeer(socket, verifyPeer(peerChain(socket.getPeerCertificate(true)), bundles, c.authorizer));
+      rememberPeer(socket, verifyPeer(peerChain(cert), bundles, c.authorizer));
     } catch (e) {
       c.onRefused?.(reasonOf(e), socket);
       socket.destroy();

@@ -13,7 +13,7 @@ import https from 'node:https';
 import readline from 'node:readline';
 import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { X509Source, SpiffeHttpsAgent, attachMTLSServer, authorizeID, mtlsServerOptions, peerIdentity, spiffeFetch } from '../../sdk';
+import { X509Source, SpiffeHttpsAgent, attachMTLSServer, authorizeID, mtlsServerOptions, peerIdentity, spiffeFetch } from '../../sdk/index';
 
 const [socket, peerId] = process.argv.slice(2) as [string, string];
 const emit = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
