@@ -8,7 +8,7 @@ import { ROOT } from './processes';
  * time from the proto with proto-loader, no Tessera code involved.
  */
 export function thirdPartyClient(socketPath: string): grpc.Client & Record<string, any> {
-  const def = protoLoader.loadSync(path.join(ROOT, 'agent', 'workloadapi', 'workload.proto'), {
+  const def = protoLoader.loadSync(path.join(ROOT, 'common', 'workloadapi', 'workload.proto'), {
     keepCase: true,
     longs: String,
     enums: String,

@@ -4,7 +4,9 @@ import path from 'node:path';
 import { startAgentProcess, startServerProcess, stopAndRemove, removeDir, run, shortTempDir, type AgentProcess, type ServerProcess } from '../../helpers/processes';
 import { freePort } from '../../helpers/free-port';
 import { logLines, metric, startExpectingRefusal, waitFor } from '../../helpers/security';
+import * as grpc from '@grpc/grpc-js';
 import { AdminClient } from '../../../cli/admin-client';
+import { firstMessage, securityHeader, thirdPartyClient } from '../../helpers/third-party-client';
 import { CURVE_ORDER, isHighSP1363 } from '../../../common/x509svid/ecdsa-signature';
 
 /**
@@ -67,8 +69,17 @@ it('a workload whose FetchX509SVID message outgrows the 4 MiB gRPC default gets 
     await admin.request('POST', '/v1/entries', { entries });
   }
   await waitFor('the SVIDs', async () => (await metric(agent.health, 'tessera_agent_cached_svids')) >= n, 60_000, 250);
+  // A client with gRPC's default 4 MiB receive limit (go-spiffe, py-spiffe, grpc-js) cannot take it...
+  const client = thirdPartyClient(agent.socket);
+  try {
+    await expect(firstMessage(client.FetchX509SVID({}, securityHeader()), 30_000)).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+  } finally {
+    client.close();
+  }
+  // ...Tessera's own client (the SDK's, used by the CLI) accepts up to 64 MiB
   const r = await agent.cli(['fetch', 'x509']);
-  expect(r.code).not.toBe(0); // the client's default limit; the warning says so
+  expect(r.code).toBe(0);
+  expect((JSON.parse(r.stdout) as { svids: unknown[] }).svids.length).toBeGreaterThanOrEqual(n);
   await waitFor('the warning', () => logLines(agent.logs()).some((l) => typeof l.msg === 'string' && l.msg.startsWith('FetchX509SVID message is larger than the 4 MiB gRPC clients accept by default')));
   const w = logLines(agent.logs()).find((l) => typeof l.msg === 'string' && l.msg.startsWith('FetchX509SVID message is larger'))!;
   expect(w.bytes as number).toBeGreaterThan(4 * 1024 * 1024);
