@@ -5,6 +5,7 @@ import { benchAgentApi } from './agent-api';
 import { benchPropagation, percentile } from './propagation';
 import { benchAgent } from './agent';
 import { benchCacheVerify } from './cache-verify';
+import { benchJWTValidation, benchMTLS, benchPolicy } from './sdk';
 
 /**
  * `npm run bench`: every figure is measured in this one run and printed as
@@ -14,7 +15,33 @@ import { benchCacheVerify } from './cache-verify';
  */
 const line = (name: string, v: number, digits = 2) => process.stdout.write(`bench ${name} ${v.toFixed(digits)}\n`);
 
+/** The workload side (sdk/): policy decisions, local JWT-SVID validation, SPIFFE mTLS. */
+async function sdkBenches(): Promise<void> {
+  for (const rules of [10, 100, 1000]) {
+    const p = benchPolicy(rules);
+    line(`policy_decision_${rules}_rules_p50_us`, p.p50, 2);
+    line(`policy_decision_${rules}_rules_p99_us`, p.p99, 2);
+    line(`policy_decision_${rules}_rules_per_sec`, p.perSec, 0);
+    line(`policy_decision_${rules}_rules_uncached_p50_us`, p.uncachedP50, 2);
+    line(`policy_decision_${rules}_rules_uncached_p99_us`, p.uncachedP99, 2);
+    line(`policy_decision_${rules}_rules_full_set_p50_us`, p.fullSetP50, 1);
+  }
+  const j = await benchJWTValidation(Number(process.env.BENCH_SECONDS ?? 3));
+  line('jwt_local_validation_per_sec', j.validatePerSec, 0);
+  line('jwt_raw_verify_per_sec', j.verifyPerSec, 0);
+  line('jwt_local_validation_vs_verify_ratio', j.ratio, 3);
+  const m = await benchMTLS();
+  line('mtls_sdk_server_keepalive_requests_per_sec', m.keepAlivePerSec, 0);
+  line('mtls_sdk_server_keepalive_ratio', m.serverKeepAliveRatio, 3);
+  line('mtls_sdk_server_handshakes_per_sec', m.handshakesPerSec, 0);
+  line('mtls_sdk_server_handshake_ratio', m.serverHandshakeRatio, 3);
+  line('mtls_sdk_client_keepalive_ratio', m.clientKeepAliveRatio, 3);
+  line('mtls_sdk_client_handshake_ratio', m.clientHandshakeRatio, 3);
+}
+
 async function main(): Promise<void> {
+  // BENCH_ONLY=sdk runs just the workload-side figures.
+  if (process.env.BENCH_ONLY === 'sdk') return sdkBenches();
   const secs = Number(process.env.BENCH_SECONDS ?? 3);
   const x = await benchX509(secs);
   line('raw_p256_sign_per_sec', x.rawSignPerSec, 0);
@@ -64,6 +91,7 @@ async function main(): Promise<void> {
   const v = await benchCacheVerify(10_000);
   line('agent_cache_verify_10000_svids_ms', v.verifyMs, 0);
   line('agent_cache_verify_vs_raw_verify_ratio', v.verifyMs / v.rawVerifyMs);
+  await sdkBenches();
 }
 
 main().catch((e) => {

@@ -13,7 +13,7 @@ export { JWTSource, type FetchedJWTSVID, type JWTSourceOptions } from './source/
 export { BundleSource } from './source/bundle-source';
 export { resolveWorkloadEndpoint } from './source/endpoint';
 export { authorizeAny, authorizeID, authorizeIf, authorizeMemberOf, authorizeOneOf, type Authorizer } from './tls/authorizers';
-export { peerIdentity, verifyPeer, peerChain, type BundleProvider, type PeerIdentity } from './tls/peer';
+export { peerIdentity, verifyPeer, peerChain, socketPeerChain, type BundleProvider, type PeerIdentity } from './tls/peer';
 export { attachMTLSServer, mtlsServerOptions, type MTLSServerConfig } from './tls/server';
 export { SpiffeHttpsAgent, connectMTLS, mtlsClientOptions, type MTLSClientConfig } from './tls/client';
 export { spiffeDispatcher, spiffeFetch } from './tls/fetch';

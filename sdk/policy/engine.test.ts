@@ -76,6 +76,38 @@ describe('decisions', () => {
   });
 });
 
+describe('the decision cache', () => {
+  const text = [
+    '@id("chat") permit (principal == Workload::"spiffe://a.example/web", action == Action::"http", resource == Route::"POST /v1/chat") when { context.authn == "mtls" };',
+    '@id("iss") permit (principal == Workload::"spiffe://a.example/web", action == Action::"call_tool", resource == Tool::"search") when { context has claims && context.claims has iss && context.claims.iss == "https://oidc.a.example" };',
+  ].join('\n');
+
+  it('answers from the cache only for equal values of what the policies read (the correlation id is not read)', () => {
+    const e = PolicyEngine.fromText(text);
+    const chat = (authn: string, c: string) => e.authorize(req('spiffe://a.example/web', 'http', 'Route', 'POST /v1/chat', { authn, correlation_id: c }));
+    expect(chat('mtls', 'c1')).toMatchObject({ allowed: true, via: 'cedar' });
+    expect(chat('mtls', 'c2')).toMatchObject({ allowed: true, via: 'cache' });
+    expect(chat('jwt', 'c3')).toMatchObject({ allowed: false, via: 'cedar' });
+    expect(chat('jwt', 'c4')).toMatchObject({ allowed: false, via: 'cache' });
+    expect(chat('mtls', 'c5')).toMatchObject({ allowed: true, via: 'cache' });
+
+    const search = (claims?: Record<string, unknown>) =>
+      e.authorize(req('spiffe://a.example/web', 'call_tool', 'Tool', 'search', { authn: 'jwt', correlation_id: 'c', ...(claims ? { claims: claims as PolicyRequest['context'] } : {}) }));
+    expect(search({ iss: 'https://oidc.a.example' }).allowed).toBe(true);
+    expect(search({ iss: 'https://other' }).allowed).toBe(false);
+    expect(search().allowed).toBe(false);
+    expect(search({ iss: 'https://oidc.a.example' })).toMatchObject({ allowed: true, via: 'cache' });
+    expect(search({ iss: 'https://other' })).toMatchObject({ allowed: false, via: 'cache' });
+  });
+
+  it('can be turned off, with the same answers', () => {
+    const e = PolicyEngine.fromText(text, { cacheDecisions: false });
+    const q = req('spiffe://a.example/web', 'http', 'Route', 'POST /v1/chat', { authn: 'mtls', correlation_id: 'c' });
+    expect(e.authorize(q)).toMatchObject({ allowed: true, via: 'cedar' });
+    expect(e.authorize(q)).toMatchObject({ allowed: true, via: 'cedar' });
+  });
+});
+
 /** A seeded generator, so a failure can be replayed. */
 function rng(seed: number) {
   let s = seed >>> 0;

@@ -49,8 +49,12 @@ interface IndexedPolicy {
   resource: Constraint;
   /** false when it has no `when`/`unless` clause: its scope alone decides */
   conditional: boolean;
-  /** whether a clause reads `context` (its answer can change per request) */
-  readsContext: boolean;
+  /**
+   * The context paths its clauses read (`context.authn` → ["authn"]), or
+   * undefined when it uses `context` in any other way (whole, or through an
+   * expression): then its answers are not cached.
+   */
+  contextPaths?: string[][];
   /** first line in the source text (1-based) */
   line: number;
 }
@@ -77,14 +81,61 @@ function scopeMatches(c: Constraint, uid: EntityRef, ancestors: EntityRef[]): bo
   }
 }
 
-function readsContext(node: unknown): boolean {
-  if (Array.isArray(node)) return node.some(readsContext);
-  if (node && typeof node === 'object') {
-    const o = node as Record<string, unknown>;
-    if (o.Var === 'context') return true;
-    return Object.values(o).some(readsContext);
+/**
+ * The context attribute paths an expression reads, when every use of `context`
+ * is a chain of attribute accesses or a `has` test (`context.claims has iss`
+ * reads ["claims", "iss"]); undefined for any other use. Cedar can observe the
+ * context only through these paths, so equal values there give equal answers.
+ */
+function contextPaths(node: unknown): string[][] | undefined {
+  const out: string[][] = [];
+  let opaque = false;
+  const pathOf = (n: unknown): string[] | undefined => {
+    const o = n as Record<string, any>;
+    if (o?.Var === 'context') return [];
+    const dot = o?.['.'];
+    if (dot) {
+      const base = pathOf(dot.left);
+      return base && [...base, dot.attr];
+    }
+    return undefined;
+  };
+  const walk = (n: unknown): void => {
+    if (opaque) return;
+    if (Array.isArray(n)) return n.forEach(walk);
+    if (!n || typeof n !== 'object') return;
+    const o = n as Record<string, any>;
+    if (o.Var === 'context') {
+      opaque = true; // `context` itself, not through an attribute
+      return;
+    }
+    const dot = o['.'];
+    if (dot) {
+      const p = pathOf(n);
+      if (p) return void out.push(p);
+      return walk(dot.left);
+    }
+    const has = o.has;
+    if (has) {
+      const base = pathOf(has.left);
+      const attrs: string[] = Array.isArray(has.attr) ? has.attr : [has.attr];
+      if (base) return void out.push([...base, ...attrs]);
+      return walk(has.left);
+    }
+    for (const v of Object.values(o)) walk(v);
+  };
+  walk(node);
+  return opaque ? undefined : out;
+}
+
+/** The value at `path` in `context`, for a cache key (undefined when absent). */
+function valueAt(context: Record<string, unknown>, path: string[]): unknown {
+  let v: unknown = context;
+  for (const k of path) {
+    if (!v || typeof v !== 'object' || !Object.hasOwn(v, k)) return undefined;
+    v = (v as Record<string, unknown>)[k];
   }
-  return false;
+  return v;
 }
 
 /** 1-based line of a character offset. */
@@ -112,7 +163,9 @@ let engines = 0;
  * - only unconditional policies apply: their scopes decide (forbid over permit),
  *   without calling Cedar either;
  * - otherwise Cedar evaluates just those policies (a preparsed set per distinct
- *   group), and an answer that reads no `context` is cached per request scope.
+ *   group), and the answer is cached by the request scope and the values of the
+ *   context attributes those policies read (`context.authn`, ...), unless one
+ *   of them uses the context in another way; errors are never cached.
  *
  * Policy ids are the `@id("...")` annotation when there is one, else `policy<N>`
  * (N counting from 0 in file order), as Cedar names them.
@@ -128,8 +181,11 @@ export class PolicyEngine {
   private readonly order = new Map<string, number>();
   private fullSetId?: string;
 
-  private constructor(policies: IndexedPolicy[]) {
+  private readonly cacheDecisions: boolean;
+
+  private constructor(policies: IndexedPolicy[], cacheDecisions: boolean) {
     this.policies = policies;
+    this.cacheDecisions = cacheDecisions;
     policies.forEach((p, i) => {
       this.order.set(p.id, i);
       if (p.resource.op === '==') push(this.byResource, key(entityRef(p.resource.entity)), p);
@@ -142,7 +198,7 @@ export class PolicyEngine {
    * Parses and validates `text` (Cedar policies) against `schema` (default {@link TESSERA_SCHEMA}).
    * @throws PolicyError naming the problem and its line
    */
-  static fromText(text: string, opts: { schema?: string; source?: string } = {}): PolicyEngine {
+  static fromText(text: string, opts: { schema?: string; source?: string; /** default true */ cacheDecisions?: boolean } = {}): PolicyEngine {
     const where = opts.source ? `${opts.source}: ` : '';
     const schema = opts.schema ?? TESSERA_SCHEMA;
     const parts = cedar.policySetTextToParts(text);
@@ -171,7 +227,7 @@ export class PolicyEngine {
         action: j.action as Constraint,
         resource: j.resource as Constraint,
         conditional: j.conditions.length > 0,
-        readsContext: readsContext(j.conditions),
+        contextPaths: contextPaths(j.conditions),
         line: at < 0 ? 0 : lineAt(text, at),
       });
     });
@@ -184,7 +240,7 @@ export class PolicyEngine {
       const line = p.line + (at === undefined ? 0 : lineAt(p.text, at) - 1);
       throw new PolicyError(`${where}line ${line}: policy ${bad.policyId}: ${bad.error.message}${bad.error.help ? ` (${bad.error.help})` : ''}`, line);
     }
-    return new PolicyEngine(policies);
+    return new PolicyEngine(policies, opts.cacheDecisions !== false);
   }
 
   /** The number of policies. */
@@ -206,8 +262,11 @@ export class PolicyEngine {
     const candidates = this.candidates(principal, ancestors, action, resource);
     if (candidates.length === 0) return { allowed: false, policies: [], errors: [], via: 'scope' };
     if (!candidates.some((p) => p.conditional)) return scopeDecision(candidates);
-    const cacheable = !candidates.some((p) => p.readsContext);
-    const cacheKey = cacheable ? `${key(principal)}\n${r.action}\n${key(resource)}` : '';
+    // An answer depends on the scope and on the context values the policies read; it is
+    // cached by those, unless a policy uses the context in a way no path describes.
+    const paths = candidates.flatMap((p) => p.contextPaths ?? [['\0opaque']]);
+    const cacheable = this.cacheDecisions && !paths.some((x) => x[0] === '\0opaque');
+    const cacheKey = cacheable ? `${key(principal)}\n${r.action}\n${key(resource)}\n${JSON.stringify(paths.map((x) => valueAt(r.context, x)))}` : '';
     if (cacheable) {
       const hit = this.decisions.get(cacheKey);
       if (hit) return { ...hit, via: 'cache' };
@@ -221,7 +280,10 @@ export class PolicyEngine {
       entities: [workloadEntity(r.principal), resourceEntity(resource.type, resource.id)] as cedar.Entities,
     });
     const d = toDecision(answer, 'cedar');
-    if (cacheable && this.decisions.size < 100_000) this.decisions.set(cacheKey, d);
+    if (cacheable && d.errors.length === 0) {
+      if (this.decisions.size >= 100_000) this.decisions.clear(); // bounded: start over rather than grow
+      this.decisions.set(cacheKey, d);
+    }
     return d;
   }
 

@@ -1,11 +1,11 @@
 import https from 'node:https';
-import tls, { type ConnectionOptions, type PeerCertificate, type TLSSocket } from 'node:tls';
+import tls, { type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { TLS_OPTIONS } from '../../common/tls';
 import { derToPem } from '../../common/pem';
 import type { X509Source, SVIDPicker } from '../source/x509-source';
 import type { Authorizer } from './authorizers';
-import { peerChain, reasonOf, rememberPeer, verifyPeer, type BundleProvider } from './peer';
+import { peerChain, reasonOf, rememberPeer, verifyPeer, type BundleProvider, type PeerIdentity } from './peer';
 
 export interface MTLSClientConfig {
   /** the workload's SVID (and, unless `bundles` is given, the bundles servers are verified with) */
@@ -26,31 +26,52 @@ export interface MTLSClientConfig {
  * host names. `checkServerIdentity` is skipped on a resumed TLS session, so
  * session reuse is off (`session: undefined`, no ticket cache): every
  * connection is a full handshake whose server identity is checked.
- * Call it per connection so a rotated SVID is used at once.
+ * Call it per connection so a rotated SVID is used at once; `onVerified` hears
+ * the server's verified identity.
  * @throws TesseraError UNAVAILABLE before the source has an SVID
  */
-export function mtlsClientOptions(c: MTLSClientConfig): ConnectionOptions {
+export function mtlsClientOptions(c: MTLSClientConfig, onVerified?: (peer: PeerIdentity) => void): ConnectionOptions {
   const bundles = c.bundles ?? c.source;
-  const cas = [...c.source.allBundles().values()].flat();
-  const opts: ConnectionOptions = {
+  return {
     ...TLS_OPTIONS,
-    ca: cas.map((d) => derToPem(d)),
+    secureContext: secureContextFor(c),
     rejectUnauthorized: true,
     checkServerIdentity: (_host: string, cert: PeerCertificate) => {
       try {
-        verifyPeer(peerChain(cert), bundles, c.authorizer);
+        const peer = verifyPeer(peerChain(cert), bundles, c.authorizer);
+        onVerified?.(peer);
         return undefined;
       } catch (e) {
         return new Error(`server is not an acceptable spiffe peer: ${reasonOf(e)}`);
       }
     },
   };
-  if (c.presentSVID !== false) {
-    const svid = c.source.svid(c.picker);
-    opts.cert = svid.chain.map((d) => derToPem(d)).join('');
-    opts.key = derToPem(svid.privateKey, 'PRIVATE KEY');
-  }
-  return opts;
+}
+
+/**
+ * The TLS context for the source's current SVID and bundles, made once per
+ * update of the source (parsing the key, the chain and every CA for each
+ * connection would cost more than the rest of the handshake's own work).
+ */
+const contexts = new WeakMap<object, WeakMap<object, { presentSVID: boolean; ctx: SecureContext }[]>>();
+function secureContextFor(c: MTLSClientConfig): SecureContext {
+  const present = c.presentSVID !== false;
+  const svid = present ? c.source.svid(c.picker) : undefined;
+  const bundles = c.source.allBundles();
+  const byBundles = contexts.get(bundles) ?? new WeakMap();
+  contexts.set(bundles, byBundles);
+  const k = (svid ?? bundles) as object;
+  const list = byBundles.get(k) ?? [];
+  const hit = list.find((e) => e.presentSVID === present);
+  if (hit) return hit.ctx;
+  const ctx = tls.createSecureContext({
+    ...TLS_OPTIONS,
+    ca: [...bundles.values()].flat().map((d) => derToPem(d)),
+    ...(svid ? { cert: svid.chain.map((d) => derToPem(d)).join(''), key: derToPem(svid.privateKey, 'PRIVATE KEY') } : {}),
+  });
+  list.push({ presentSVID: present, ctx });
+  byBundles.set(k, list);
+  return ctx;
 }
 
 /**
@@ -59,10 +80,10 @@ export function mtlsClientOptions(c: MTLSClientConfig): ConnectionOptions {
  */
 export function connectMTLS(c: MTLSClientConfig, target: { host: string; port: number; servername?: string }): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ ...mtlsClientOptions(c), host: target.host, port: target.port, servername: target.servername });
+    let peer: PeerIdentity | undefined;
+    const socket = tls.connect({ ...mtlsClientOptions(c, (p) => (peer = p)), host: target.host, port: target.port, servername: target.servername });
     socket.once('secureConnect', () => {
-      const chain = peerChain(socket.getPeerCertificate(true));
-      rememberPeer(socket, verifyPeer(chain, c.bundles ?? c.source, c.authorizer));
+      if (peer) rememberPeer(socket, peer);
       resolve(socket);
     });
     socket.once('error', reject);
@@ -89,25 +110,15 @@ export class SpiffeHttpsAgent extends https.Agent {
 
   // Returns the socket synchronously, as https.Agent's own does (Node then calls its callback itself).
   override createConnection(options: https.RequestOptions): Duplex {
+    let peer: PeerIdentity | undefined;
     const socket = tls.connect({
       ...(options as ConnectionOptions),
-      ...mtlsClientOptions(this.config),
+      ...mtlsClientOptions(this.config, (p) => (peer = p)),
       session: undefined,
       servername: (options as ConnectionOptions).servername ?? (isIp(options.host ?? '') ? undefined : (options.host ?? undefined)),
     });
-    socket.once('secureConnect', () => {
-      const peer = safeVerify(socket, this.config);
-      if (peer) rememberPeer(socket, peer);
-    });
+    socket.once('secureConnect', () => peer && rememberPeer(socket, peer));
     return socket;
-  }
-}
-
-function safeVerify(socket: TLSSocket, c: MTLSClientConfig) {
-  try {
-    return verifyPeer(peerChain(socket.getPeerCertificate(true)), c.bundles ?? c.source, c.authorizer);
-  } catch {
-    return undefined; // checkServerIdentity already refused it; the socket errors
   }
 }
 

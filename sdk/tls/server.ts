@@ -3,7 +3,7 @@ import { TLS_OPTIONS } from '../../common/tls';
 import { derToPem } from '../../common/pem';
 import type { X509Source, SVIDPicker } from '../source/x509-source';
 import type { Authorizer } from './authorizers';
-import { peerChain, reasonOf, rememberPeer, verifyPeer, type BundleProvider } from './peer';
+import { socketPeerChain, reasonOf, rememberPeer, verifyPeer, type BundleProvider, type PeerIdentity } from './peer';
 
 export interface MTLSServerConfig {
   /** the workload's SVID (and, unless `bundles` is given, the bundles peers are verified with) */
@@ -64,17 +64,30 @@ export function attachMTLSServer(server: TLSServer, c: MTLSServerConfig): () => 
   const bundles = c.bundles ?? c.source;
   const mode = c.clientCert ?? 'require';
   // Before the HTTP layer's own listener: no request is parsed from a refused peer.
+  // An http2 server makes its session for a socket in its own 'secureConnection'
+  // listener, synchronously right after this one, and hands handlers the session
+  // and a Proxy of the socket: the identity is recorded for those too.
+  let justVerified: PeerIdentity | undefined;
   server.prependListener('secureConnection', (socket: TLSSocket) => {
+    justVerified = undefined;
     if (mode === 'none') return;
-    const cert = socket.getPeerCertificate(true);
-    if (mode === 'optional' && (!cert || !cert.raw)) return; // no certificate: the application decides (a JWT-SVID, or nothing)
+    const chain = socketPeerChain(socket);
+    if (mode === 'optional' && chain.length === 0) return; // no certificate: the application decides (a JWT-SVID, or nothing)
     try {
-      rememberPeer(socket, verifyPeer(peerChain(cert), bundles, c.authorizer));
+      justVerified = verifyPeer(chain, bundles, c.authorizer);
+      rememberPeer(socket, justVerified);
     } catch (e) {
       c.onRefused?.(reasonOf(e), socket);
       socket.destroy();
     }
   });
+  server.on('secureConnection', () => (justVerified = undefined)); // after http2's own listener
+  const onSession = (session: { socket: object }) => {
+    if (!justVerified) return;
+    rememberPeer(session, justVerified);
+    rememberPeer(session.socket, justVerified);
+  };
+  server.on('session', onSession);
   const rotate = () => {
     try {
       server.setSecureContext(secureContext(c));
@@ -83,5 +96,8 @@ export function attachMTLSServer(server: TLSServer, c: MTLSServerConfig): () => 
     }
   };
   c.source.on('update', rotate);
-  return () => c.source.off('update', rotate);
+  return () => {
+    c.source.off('update', rotate);
+    server.off('session', onSession);
+  };
 }
