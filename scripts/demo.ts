@@ -1,12 +1,12 @@
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AdminClient } from '../cli/admin-client';
 import { TesseraError } from '../common/errors';
-import { WorkloadAPIClient } from '../sdk/workloadapi/client';
-import { IDENTITY_FILE } from '../agent/storage/agent-store';
+import { X509Source } from '../sdk/source/x509-source';
+import { demoPaths } from './demo-paths';
 
 /**
  * `npm start`: a real server on an embedded SQLite file under ./.tessera, a real
@@ -14,27 +14,24 @@ import { IDENTITY_FILE } from '../agent/storage/agent-store';
  * the demo workload's X.509-SVID fetched over the Workload API socket. Both
  * processes keep running until Ctrl-C.
  */
-const TD = process.env.TESSERA_TRUST_DOMAIN ?? 'demo.tessera.local';
-const root = path.resolve(__dirname, '..', '..');
-const base = path.join(root, '.tessera');
-const short = (p: string, fallback: string) => (p.length > 100 ? fallback : p);
-const uid = process.getuid?.() ?? 0;
-const adminSocket = short(path.join(base, 'admin', 'api.sock'), `/tmp/tessera-demo-${uid}/admin/api.sock`);
-const agentSocket = short(path.join(base, 'agent-public', 'api.sock'), `/tmp/tessera-demo-${uid}/public/api.sock`);
+const { root, base, uid, trustDomain: TD, adminSocket, agentSocket, alias, ports } = demoPaths();
 const bin = path.join(root, 'bin', 'tessera.js');
-const alias = `spiffe://${TD}/node/demo`;
+const children: ChildProcess[] = [];
 const workloadId = `spiffe://${TD}/demo/workload`;
 
-function start(name: string, args: string[], env: NodeJS.ProcessEnv, readyEvent: string): Promise<ChildProcess> {
+/** Starts `tessera ARGS` and resolves with the process and its ready line (JSON) once it logs `readyEvent`. */
+function start(name: string, args: string[], env: NodeJS.ProcessEnv, readyEvent: string): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
   const p = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  children.push(p);
   return new Promise((resolve, reject) => {
     let buf = '';
     const onData = (c: Buffer) => {
       buf += c.toString();
-      if (buf.includes(`"${readyEvent}"`)) {
+      const line = buf.split('\n').find((l) => l.includes(`"${readyEvent}"`));
+      if (line) {
         p.stdout!.off('data', onData);
-        p.stdout!.resume(); // logs stay available to `npm start` users via the files below if wanted
-        resolve(p);
+        p.stdout!.resume(); // the logs are not shown: the summary below says where everything is
+        resolve({ proc: p, ready: JSON.parse(line) as Record<string, string> });
       }
     };
     p.stdout!.on('data', onData);
@@ -44,53 +41,40 @@ function start(name: string, args: string[], env: NodeJS.ProcessEnv, readyEvent:
 
 async function main(): Promise<void> {
   mkdirSync(base, { recursive: true });
-  const children: ChildProcess[] = [];
   const stop = () => children.forEach((c) => c.kill('SIGTERM'));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  children.push(
-    await start('server', ['server', 'run', '--trust-domain', TD, '--data-dir', path.join(base, 'server'), '--admin-socket', adminSocket,
-      '--bind', '127.0.0.1:8081', '--health-bind', '127.0.0.1:8082'], {}, 'server_ready'),
-  );
+  const server = await start('server', ['server', 'run', '--trust-domain', TD, '--data-dir', path.join(base, 'server'), '--admin-socket', adminSocket,
+    '--bind', `127.0.0.1:${ports.server}`, '--health-bind', `127.0.0.1:${ports.serverHealth}`], {}, 'server_ready');
   const admin = new AdminClient(adminSocket);
   const bundleFile = path.join(base, 'bootstrap-bundle.pem');
   writeFileSync(bundleFile, (await admin.raw('GET', '/v1/bundle?format=pem')).text);
   const agentData = path.join(base, 'agent');
-  const env: NodeJS.ProcessEnv = {};
-  if (!existsSync(path.join(agentData, IDENTITY_FILE))) {
-    const t = await admin.request<{ token: string }>('POST', '/v1/join-tokens', { spiffe_id: alias });
-    env.TESSERA_JOIN_TOKEN = t.token;
-  }
+  // A fresh join token every time: the agent uses it only when it must attest (first run, or
+  // its stored SVID expired while the demo was stopped); unused, it expires on its own.
+  const t = await admin.request<{ token: string }>('POST', '/v1/join-tokens', { spiffe_id: alias });
+  const env: NodeJS.ProcessEnv = { TESSERA_JOIN_TOKEN: t.token };
   try {
     await admin.request('POST', '/v1/entries', { entries: [{ spiffe_id: workloadId, parent_id: alias, selectors: [`unix:uid:${uid}`], hint: 'demo' }] });
   } catch (e) {
     if (!(e instanceof TesseraError && e.code === 'ALREADY_EXISTS')) throw e;
   }
-  children.push(
-    await start('agent', ['agent', 'run', '--server', '127.0.0.1:8081', '--trust-domain', TD, '--trust-bundle', bundleFile,
-      '--data-dir', agentData, '--socket', agentSocket, '--health-bind', '127.0.0.1:8083'], env, 'agent_ready'),
-  );
+  const agent = await start('agent', ['agent', 'run', '--server', server.ready.agent_api!, '--trust-domain', TD, '--trust-bundle', bundleFile,
+    '--data-dir', agentData, '--socket', agentSocket, '--health-bind', `127.0.0.1:${ports.agentHealth}`], env, 'agent_ready');
 
-  const client = new WorkloadAPIClient(agentSocket);
-  let ctx;
-  for (let i = 0; ; i++) {
-    try {
-      ctx = await client.fetchX509SVIDs();
-      break;
-    } catch (e) {
-      if (i > 50) throw e;
-      await new Promise((r) => setTimeout(r, 200)); // the agent's first sync is still under way
-    }
-  }
-  client.close();
+  // The first update of an X509Source: the SVID as soon as the agent's first sync brings it.
+  const source = new X509Source({ address: agentSocket });
+  await source.ready(30_000);
+  const ctx = { svids: source.allSVIDs() };
+  source.close();
   const svid = ctx.svids[0]!;
   const leaf = new X509Certificate(svid.chain[0]!);
   process.stdout.write(`
 Tessera is running for trust domain ${TD}
-  server   agent API https://127.0.0.1:8081 (mTLS), health http://127.0.0.1:8082/ready and /metrics
+  server   agent API https://${server.ready.agent_api} (mTLS), health http://${server.ready.health}/ready and /metrics
            admin socket ${adminSocket}, data ${path.join(base, 'server')} (SQLite datastore.sqlite3, keys/)
-  agent    Workload API unix://${agentSocket}, health http://127.0.0.1:8083/ready and /metrics
+  agent    Workload API unix://${agentSocket}, health http://${agent.ready.health}/ready and /metrics
 
 The demo workload (this uid, ${uid}) fetched its X.509-SVID over the Workload API:
   SPIFFE ID   ${svid.spiffeId}
@@ -105,12 +89,16 @@ See it yourself, in another terminal:
   SPIFFE_ENDPOINT_SOCKET=unix://${agentSocket} npx tessera agent api watch
   npx tessera --admin-socket ${adminSocket} entry show
 
+Try the AI endpoint example against it: npm run example:ai-endpoint
+
 Ctrl-C stops both.
 `);
-  await Promise.all(children.map((c) => new Promise((r) => c.once('exit', r))));
+  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', r)))));
 }
 
-main().catch((e: Error) => {
+main().catch(async (e: Error) => {
   process.stderr.write(`demo failed: ${e.message}\n`);
+  // whatever did start is stopped, so the next `npm start` finds its ports free
+  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => (c.once('exit', r), c.kill('SIGTERM'))))));
   process.exit(1);
 });

@@ -14,13 +14,15 @@ import express from 'express';
 import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { attachMTLSServer, authorizeAny, mtlsServerOptions, PolicyAuthorizer, type JWTSource, type Logger, type PolicySource, type X509Source } from '../../sdk/index';
+import { attachMTLSServer, authorizeAny, mtlsServerOptions, PolicyAuthorizer, type JWTSource, type Logger, type PolicySource, type SVIDPicker, type X509Source } from '../../sdk/index';
 import { callerOf, spiffeAuth } from '../../sdk/express';
 import { guardMcpServer, mcpCaller } from '../../sdk/mcp';
 
 export interface AiEndpointOptions {
   /** the endpoint's own SVID and the bundles callers are verified with */
   source: X509Source;
+  /** which of the workload's SVIDs the endpoint presents (default its default identity) */
+  picker?: SVIDPicker;
   /** JWT bundles for bearer callers */
   jwt: JWTSource;
   /** the audience JWT-SVIDs must be for (usually the endpoint's own SPIFFE ID) */
@@ -83,7 +85,7 @@ export async function startAiEndpoint(o: AiEndpointOptions): Promise<RunningEndp
 
   // TLS with the endpoint's SVID; a client SVID is optional (JWT callers present none),
   // verified when presented, and the certificate follows every rotation.
-  const tls = { source: o.source, authorizer: authorizeAny(), clientCert: 'optional' as const };
+  const tls = { source: o.source, picker: o.picker, authorizer: authorizeAny(), clientCert: 'optional' as const };
   const server = https.createServer(mtlsServerOptions(tls), app);
   const detach = attachMTLSServer(server, { ...tls, onRefused: (reason) => o.log.warn({ event: 'tls_peer_refused', reason }, 'tls peer refused') });
   await new Promise<void>((r) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', r));

@@ -1,5 +1,5 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { defaultLogger, type Logger } from '../log';
 import { PolicyAuthorizer, type PolicySource } from '../policy/authorizer';
 import type { SpiffeCaller } from '../express/index';
@@ -16,6 +16,20 @@ export function mcpCaller(extra: { authInfo?: { extra?: Record<string, unknown> 
 
 /** JSON-RPC error code for a refused tool call (in the range the spec leaves to servers). */
 export const TOOL_CALL_DENIED = -32003;
+
+/**
+ * A refused tool call. The MCP SDK turns what a handler throws into the JSON-RPC
+ * error `{code, message}`; an McpError would put its own "MCP error N:" prefix
+ * into the message, which the client then prefixes again, so this is a plain
+ * Error with the code.
+ */
+export class ToolCallDenied extends Error {
+  readonly code = TOOL_CALL_DENIED;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ToolCallDenied';
+  }
+}
 
 type Handler = (request: { params: { name?: string; arguments?: unknown } } & Record<string, unknown>, extra: { authInfo?: { extra?: Record<string, unknown> } }) => unknown;
 
@@ -59,7 +73,7 @@ export function guardMcpServer(server: McpServer, o: McpGuardOptions): void {
       return original(schema, async (request, extra) => {
         const caller = mcpCaller(extra);
         const name = String(request.params.name ?? '');
-        if (!caller) throw new McpError(TOOL_CALL_DENIED, `tool ${name} is not available: the request carries no verified spiffe identity`);
+        if (!caller) throw new ToolCallDenied(`tool ${name} is not available: the request carries no verified spiffe identity`);
         const d = authorizer.decide({
           principal: caller.id,
           authn: caller.via,
@@ -69,7 +83,7 @@ export function guardMcpServer(server: McpServer, o: McpGuardOptions): void {
           arguments: request.params.arguments,
           correlationId: caller.correlationId,
         });
-        if (!d.allowed) throw new McpError(TOOL_CALL_DENIED, `tool ${name} is not available to ${caller.id} (correlation id ${d.correlationId})`);
+        if (!d.allowed) throw new ToolCallDenied(`tool ${name} is not available to ${caller.id} (correlation id ${d.correlationId})`);
         return handler(request, extra);
       });
     }

@@ -31,6 +31,9 @@ async function main(): Promise<void> {
     res.end(JSON.stringify({ me: source.svid().spiffeId, caller: caller?.id.toString() }));
   });
   attachMTLSServer(server, { ...serverCfg, onRefused: (r) => refusals.push(r) });
+  // handshakes OpenSSL itself failed (before attachMTLSServer sees the peer)
+  const tlsErrors: string[] = [];
+  server.on('tlsClientError', (e: Error) => tlsErrors.push(e.message));
   server.on('listening', () => listening++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   emit({ type: 'ready', port: (server.address() as { port: number }).port, spiffe_id: source.svid().spiffeId });
@@ -103,7 +106,7 @@ async function main(): Promise<void> {
       clearInterval(timer);
       // the calls in flight finish first
       void Promise.allSettled([...pending]).then(() => {
-        emit({ type: 'summary', ok, failed, errors: errors.slice(0, 10), listening, rotations, server_serials: serverSerials.size, refusals });
+        emit({ type: 'summary', ok, failed, errors: errors.slice(0, 10), listening, rotations, server_serials: serverSerials.size, refusals, tls_errors: tlsErrors.slice(0, 10) });
         process.exit(0);
       });
     }

@@ -56,7 +56,10 @@ it('0 failed requests both ways over at least three rotations of both SVIDs, wit
     for (const p of [a, b]) p.send({ cmd: 'stop' });
     const summaries = await Promise.all([a, b].map((p) => waitFor('summary', () => p.lines.find((l) => l.type === 'summary'))));
     for (const s of summaries) {
-      expect({ failed: s.failed, errors: s.errors }).toEqual({ failed: 0, errors: [] });
+      // a failed call on one side is explained by the other side's refusals or TLS errors
+      expect(summaries.map((x) => ({ failed: x.failed, errors: x.errors, refusals: x.refusals, tls_errors: x.tls_errors }))).toEqual(
+        summaries.map(() => ({ failed: 0, errors: [], refusals: [], tls_errors: [] })),
+      );
       expect(s.ok).toBeGreaterThan(300);
       expect(s.listening).toBe(1); // the same listener throughout
       expect(s.refusals).toEqual([]);
