@@ -34,6 +34,10 @@ async function main(): Promise<void> {
   // handshakes OpenSSL itself failed (before attachMTLSServer sees the peer)
   const tlsErrors: string[] = [];
   server.on('tlsClientError', (e: Error) => tlsErrors.push(e.message));
+  // errors on accepted connections, and what the HTTP layer saw (diagnosis only)
+  const serverSocketErrors: string[] = [];
+  server.on('secureConnection', (s: TLSSocket) => s.on('error', (e: NodeJS.ErrnoException) => serverSocketErrors.push(`${e.code ?? e.message}`)));
+  server.on('clientError', (e: NodeJS.ErrnoException) => serverSocketErrors.push(`clientError ${e.code ?? e.message}`));
   server.on('listening', () => listening++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   emit({ type: 'ready', port: (server.address() as { port: number }).port, spiffe_id: source.svid().spiffeId });
@@ -62,17 +66,25 @@ async function main(): Promise<void> {
 
   const viaAgent = (port: number, agent: https.Agent) =>
     new Promise<string>((resolve, reject) => {
+      let phase = 'connecting';
       const req = https.get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+        phase = 'response headers';
         const peerSerial = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
         let body = '';
         res.on('data', (c) => (body += c));
         res.on('end', () => (res.statusCode === 200 && JSON.parse(body).caller ? resolve(peerSerial) : reject(new Error(`status ${res.statusCode} ${body}`))));
       });
-      req.on('error', reject);
+      req.on('socket', (sock: TLSSocket) => {
+        sock.once('secureConnect', () => (phase = `tls up (${sock.getProtocol()})`));
+      });
+      req.on('finish', () => (phase += ', request sent'));
+      req.on('error', (e: Error) => reject(new Error(`${e.message} [${phase}]`)));
       req.setTimeout(5000, () => req.destroy(new Error('timeout')));
     });
   const viaFetch = async (port: number) => {
-    const r = await f(`https://127.0.0.1:${port}/`);
+    const r = await f(`https://127.0.0.1:${port}/`).catch((e: Error & { cause?: NodeJS.ErrnoException }) => {
+      throw new Error(`${e.message}: ${e.cause?.code ?? ''} ${e.cause?.message ?? ''}`);
+    });
     const body = (await r.json()) as { caller?: string };
     if (r.status !== 200 || !body.caller) throw new Error(`status ${r.status}`);
     return '';
@@ -106,7 +118,7 @@ async function main(): Promise<void> {
       clearInterval(timer);
       // the calls in flight finish first
       void Promise.allSettled([...pending]).then(() => {
-        emit({ type: 'summary', ok, failed, errors: errors.slice(0, 10), listening, rotations, server_serials: serverSerials.size, refusals, tls_errors: tlsErrors.slice(0, 10) });
+        emit({ type: 'summary', ok, failed, errors: errors.slice(0, 10), listening, rotations, server_serials: serverSerials.size, refusals, tls_errors: tlsErrors.slice(0, 10), server_socket_errors: serverSocketErrors.slice(0, 10) });
         process.exit(0);
       });
     }
