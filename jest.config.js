@@ -1,7 +1,7 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/common', '<rootDir>/server', '<rootDir>/agent', '<rootDir>/sdk', '<rootDir>/cli', '<rootDir>/test'],
+  roots: ['<rootDir>/common', '<rootDir>/server', '<rootDir>/agent', '<rootDir>/sdk', '<rootDir>/cli', '<rootDir>/helper', '<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   // jose 6 ships ESM only; jest's CommonJS runtime needs it transpiled.
   transform: {

@@ -9,6 +9,7 @@ import { registerServerCommands } from './server-commands';
 import { registerAgentRunCommands } from './agent-run-commands';
 import { registerAgentApiCommands } from './agent-api-commands';
 import { registerFederationCommands } from './federation-commands';
+import { registerHelperCommands } from './helper-commands';
 
 /**
  * `tessera`: one binary with the verbs SPIRE operators know (`server run`,
@@ -41,6 +42,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   registerAgentRunCommands(agent, env, out);
   registerAgentApiCommands(agent, env, out);
   registerFederationCommands(program, client, out);
+  registerHelperCommands(program, env);
 
   try {
     await program.parseAsync(argv);

@@ -119,6 +119,11 @@ export class JWTSource extends EventEmitter {
     return this.client.validateJWTSVID(token, audience);
   }
 
+  /** Every JWT bundle held (own and federated), by bare trust domain name. */
+  allBundles(): ReadonlyMap<string, SpiffeBundle> {
+    return this.bundles;
+  }
+
   /** The JWT bundle of `trustDomain`, if held. */
   bundleFor(trustDomain: string): SpiffeBundle | undefined {
     return this.bundles.get(parseTrustDomain(trustDomain));
