@@ -22,6 +22,7 @@ export function formatEntry(e: EntryJSON): string {
     ...e.dns_names.map((d): [string, string] => ['DNS name', d]),
     ...e.federates_with.map((f): [string, string] => ['FederatesWith', f]),
     ['Hint', e.hint || undefined],
+    ...(e.jwt_audiences ?? []).map((a): [string, string] => ['JWT audience', a]),
   ];
   return kv(rows);
 }
@@ -43,6 +44,7 @@ function entryFields(o: Record<string, unknown>): Record<string, unknown> {
   if (o.dns !== undefined) f.dns_names = o.dns;
   if (o.federatesWith !== undefined) f.federates_with = o.federatesWith;
   if (o.hint !== undefined) f.hint = o.hint;
+  if (o.jwtAudience !== undefined) f.jwt_audiences = o.jwtAudience;
   if (o.entryExpiry !== undefined) f.expires_at = o.entryExpiry;
   return f;
 }
@@ -57,6 +59,7 @@ function entryFlags(c: Command): Command {
     .option('--dns <NAME>', 'a DNS SAN for the X.509-SVID (repeat for more)', collect)
     .option('--federates-with <TD>', 'a trust domain whose bundle the workload receives (repeat for more)', collect)
     .option('--hint <H>', 'a hint for workloads choosing between several SVIDs')
+    .option('--jwt-audience <A>', 'an audience its workloads may get JWT-SVIDs for (repeat for more; a trailing * allows a prefix); default any', collect)
     .option('--entry-expiry <UNIX>', 'unix time after which the entry is removed', int);
 }
 

@@ -10,6 +10,7 @@ import { registerAgentRunCommands } from './agent-run-commands';
 import { registerAgentApiCommands } from './agent-api-commands';
 import { registerFederationCommands } from './federation-commands';
 import { registerHelperCommands } from './helper-commands';
+import { registerOidcCommands } from './oidc-commands';
 
 /**
  * `tessera`: one binary with the verbs SPIRE operators know (`server run`,
@@ -43,6 +44,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   registerAgentApiCommands(agent, env, out);
   registerFederationCommands(program, client, out);
   registerHelperCommands(program, env);
+  registerOidcCommands(program, client, out);
 
   try {
     await program.parseAsync(argv);

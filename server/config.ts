@@ -34,8 +34,10 @@ const schema = z
       .object({
         key_type: keyType.default('ec-p256'),
         issuer: z.string().url().optional(),
+        /** new entries (and updates) must carry jwt_audiences */
+        require_audience_allowlist: boolish.default(false),
       })
-      .default({ key_type: 'ec-p256' }),
+      .default({ key_type: 'ec-p256', require_audience_allowlist: false }),
     default_x509_svid_ttl: seconds(3600),
     default_jwt_svid_ttl: seconds(300),
     agent_svid_ttl: seconds(3600),
@@ -157,7 +159,7 @@ export interface ServerConfig {
   datastorePath: string;
   /** rotationInterval: seconds between key rotation checks */
   ca: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; ttl: number; organization: string; rotationInterval: number };
-  jwt: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; issuer?: string };
+  jwt: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; issuer?: string; requireAudienceAllowlist: boolean };
   defaultX509SvidTtl: number;
   defaultJwtSvidTtl: number;
   agentSvidTtl: number;
@@ -244,7 +246,7 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Se
       organization: c.ca.organization,
       rotationInterval: c.ca.rotation_interval ?? defaultRotationInterval(c.ca.ttl),
     },
-    jwt: { keyType: c.jwt.key_type, issuer: c.jwt.issuer ?? c.oidc?.issuer },
+    jwt: { keyType: c.jwt.key_type, issuer: c.jwt.issuer ?? c.oidc?.issuer, requireAudienceAllowlist: c.jwt.require_audience_allowlist },
     defaultX509SvidTtl: c.default_x509_svid_ttl,
     defaultJwtSvidTtl: c.default_jwt_svid_ttl,
     agentSvidTtl: c.agent_svid_ttl,

@@ -233,6 +233,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Pr
       defaultJwtSvidTtl: config.defaultJwtSvidTtl,
       now,
       ready: () => isReady && ca.canSign(),
+      requireAudienceAllowlist: config.jwt.requireAudienceAllowlist,
       extraRouters: [
         authorityApi({ ca, ledger }), // issue #4: tessera authority ...
         federationApi({ trustDomain: config.trustDomain, store, fetcher: federation.fetcher, notify: () => changes.notify(), log: subsystem(rootLog, 'admin_api') }),

@@ -26,6 +26,8 @@ export interface EntryJSON {
   dns_names: string[];
   federates_with: string[];
   hint: string;
+  /** the entry's JWT audience allowlist (absent from servers before it existed: any audience) */
+  jwt_audiences?: string[];
   expires_at: number | null;
   created_at: number;
   revision: number;

@@ -17,6 +17,8 @@ export interface CachedX509SVID {
   /** the entry's selectors; the SVID is for callers whose selectors include all of them */
   selectors: Selector[];
   federatesWith: string[];
+  /** the entry's JWT audience allowlist; empty = any (common/jwtsvid/audience-allowlist.ts) */
+  jwtAudiences: string[];
   /** entry creation time: older entries come first, so the default identity is stable */
   entryCreatedAt: number;
 }

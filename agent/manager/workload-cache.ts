@@ -206,6 +206,7 @@ export class WorkloadCache {
       hint: e.hint,
       selectors: e.selectors,
       federatesWith: e.federates_with,
+      jwtAudiences: e.jwt_audiences ?? [],
       entryCreatedAt: e.created_at,
     });
   }

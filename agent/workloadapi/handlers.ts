@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { JWTSVIDError, validateJWTSVID } from '../../common/jwtsvid/validate';
 import { checkAudience } from '../../common/jwtsvid/audience';
+import { disallowedAudiences } from '../../common/jwtsvid/audience-allowlist';
 import { F } from '../../common/log';
 import type { Selector } from '../../common/selector';
 import { parseSpiffeId } from '../../common/spiffeid/spiffe-id';
@@ -76,6 +77,14 @@ export function workloadHandlers(deps: CallDeps, streams: OpenStreams): grpc.Unt
         if (!match) throw ctx.deny(`caller is not entitled to ${wanted}`);
         svids = [match];
       }
+      // The entries' audience allowlists, checked here before the server is asked (it checks again):
+      // the identities that may not have this audience are left out, and none left is a denial.
+      const allowed = svids.filter((s) => disallowedAudiences(s.jwtAudiences, audience).length === 0);
+      if (allowed.length === 0) {
+        const s = svids[0]!;
+        throw ctx.deny(`${s.spiffeId} may not have jwt-svids for ${disallowedAudiences(s.jwtAudiences, audience).map((a) => JSON.stringify(a)).join(', ')}: not in its entry's jwt_audiences`);
+      }
+      svids = allowed;
       // One JWT-SVID per identity, default first (as SPIRE); the source caches them per audience.
       const minted = await Promise.all(svids.map((s) => source.fetchJWTSVID(s.entryId, audience)));
       ctx.log.debug({ [F.spiffeId]: minted.map((m) => m.spiffeId), audience }, 'jwt-svids served');

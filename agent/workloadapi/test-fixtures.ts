@@ -85,7 +85,7 @@ export type TestSVID = CachedX509SVID & { leaf: Issued };
 export async function svid(
   td: TestTrustDomain,
   path: string,
-  o: { selectors: string[]; hint?: string; federatesWith?: string[]; createdAt?: number; entryId?: string },
+  o: { selectors: string[]; hint?: string; federatesWith?: string[]; createdAt?: number; entryId?: string; jwtAudiences?: string[] },
 ): Promise<TestSVID> {
   const spiffeId = `spiffe://${td.name}${path}`;
   const leaf = await issue({ ca: false, uri: spiffeId, issuer: td.inter });
@@ -100,6 +100,7 @@ export async function svid(
     hint: o.hint ?? '',
     selectors: o.selectors.map(parseSelector),
     federatesWith: o.federatesWith ?? [],
+    jwtAudiences: o.jwtAudiences ?? [],
     entryCreatedAt: o.createdAt ?? 0,
     leaf,
   };

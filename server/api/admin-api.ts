@@ -27,11 +27,19 @@ export interface AdminApiDeps {
   defaultJwtSvidTtl: number;
   now: () => number;
   ready: () => boolean;
+  /** `jwt.require_audience_allowlist`: entries must name their JWT audiences */
+  requireAudienceAllowlist?: boolean;
   /** more admin routes (federation, issue #4), mounted before the 404 handler so errors map the same way */
   extraRouters?: Router[];
 }
 
 const MAX_BATCH = 1000;
+
+function requireAllowlist(a: readonly string[] | undefined, where: string): void {
+  if (!a || a.length === 0) {
+    throw invalidArgument(`${where}jwt_audiences: this server requires every entry to list the JWT audiences its workloads may ask for (jwt.require_audience_allowlist)`);
+  }
+}
 const MATCHES: SelectorMatch[] = ['exact', 'subset', 'superset', 'any'];
 
 export const nodeToJSON = (n: AttestedNode) => ({
@@ -76,6 +84,7 @@ export function adminApi(d: AdminApiDeps): Router {
   r.post('/v1/entries', async (req, res) => {
     const items = arrayField(body(req), 'entries');
     const parsed = items.map((e, i) => parseNewEntry(e, d.trustDomain, `entries.${i}.`));
+    if (d.requireAudienceAllowlist) parsed.forEach((e, i) => requireAllowlist(e.jwtAudiences, `entries.${i}.`));
     const created = await d.store.createRegistrationEntries(parsed);
     for (const e of created) audit(log, 'entry_created', { [F.entryId]: e.id, [F.spiffeId]: e.spiffeId, parent_id: e.parentId, revision: e.revision });
     await changed();
@@ -115,7 +124,9 @@ export function adminApi(d: AdminApiDeps): Router {
       const id = (e as { id?: unknown } | null)?.id;
       if (typeof id !== 'string') throw invalidArgument(`entries.${i}.id must be a string`);
       const { id: _drop, ...rest } = e as Record<string, unknown>;
-      return { id, update: parseEntryUpdate(rest, d.trustDomain, `entries.${i}.`) };
+      const update = parseEntryUpdate(rest, d.trustDomain, `entries.${i}.`);
+      if (d.requireAudienceAllowlist && update.jwtAudiences !== undefined) requireAllowlist(update.jwtAudiences, `entries.${i}.`);
+      return { id, update };
     });
     for (const u of updates) if (!(await d.store.fetchRegistrationEntry(u.id))) throw notFound(`entry ${u.id} not found`);
     const out = [];

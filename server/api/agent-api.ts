@@ -19,6 +19,7 @@ import { SVIDLedger } from '../ca/svid-ledger';
 import { RateLimiter } from './rate-limit';
 import { body, derField, errorHandler, intParam } from './http';
 import { checkAudience } from '../../common/jwtsvid/audience';
+import { disallowedAudiences } from '../../common/jwtsvid/audience-allowlist';
 
 export const MAX_BATCH = 1000;
 
@@ -229,6 +230,11 @@ export function agentApi(d: AgentApiDeps): Router {
     if (!entry) {
       audit(log, 'svid_denied', { [F.agentId]: agentId, entry_ids: [b.entry_id], [F.reason]: 'entry not authorized for agent', type: 'jwt' });
       throw permissionDenied(`agent is not authorized for entry ${b.entry_id}`);
+    }
+    const refused = disallowedAudiences(entry.jwtAudiences, aud);
+    if (refused.length > 0) {
+      audit(log, 'svid_denied', { [F.agentId]: agentId, [F.entryId]: entry.id, [F.spiffeId]: entry.spiffeId, audience: aud, [F.reason]: 'audience not in the entry allowlist', type: 'jwt' });
+      throw permissionDenied(`entry ${entry.id} (${entry.spiffeId}) may not have jwt-svids for ${refused.map((a) => JSON.stringify(a)).join(', ')}: not in its jwt_audiences`);
     }
     // The entry (or the server default) decides the lifetime; an agent may only ask for less.
     const entryTtl = entry.jwtSvidTtl || d.defaultJwtSvidTtl;

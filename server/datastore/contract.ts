@@ -112,6 +112,7 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
           dnsNames: ['b.example.org', 'a.example.org'],
           federatesWith: ['other.org', 'another.org'],
           hint: 'web',
+          jwtAudiences: ['spiffe://example.org/tools/*', 'https://api.openai.com/v1', 'https://api.openai.com/v1'],
           expiresAt: 2_000_000_000,
         });
         const e = await s.createRegistrationEntry(input);
@@ -122,9 +123,17 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
           selectors: [GID, UID], // sorted by (type, value), deduplicated
           dnsNames: ['b.example.org', 'a.example.org'], // order kept
           federatesWith: ['other.org', 'another.org'],
+          jwtAudiences: ['https://api.openai.com/v1', 'spiffe://example.org/tools/*'], // sorted, deduplicated
           createdAt: e.createdAt,
           revision: 1,
         });
+        // without an allowlist: any audience ([]); an update sets and clears it
+        const plain = await s.createRegistrationEntry(newEntry({ spiffeId: 'spiffe://example.org/plain' }));
+        expect(plain.jwtAudiences).toEqual([]);
+        expect((await s.updateRegistrationEntry(plain.id, { jwtAudiences: ['x'] })).jwtAudiences).toEqual(['x']);
+        expect((await s.updateRegistrationEntry(plain.id, { jwtAudiences: [] })).jwtAudiences).toEqual([]);
+        await expect(s.updateRegistrationEntry(plain.id, { jwtAudiences: ['*'] })).rejects.toThrow(/is not an audience/);
+        await s.deleteRegistrationEntry(plain.id);
         expect(Number.isInteger(e.createdAt)).toBe(true);
         expect(await s.fetchRegistrationEntry(e.id)).toEqual(e);
         expect(await s.fetchRegistrationEntry('no-such-id')).toBeUndefined();

@@ -24,12 +24,14 @@ export interface RegistrationEntry {
   dnsNames: string[];
   federatesWith: string[]; // trust domain names (no scheme)
   hint: string;
+  /** JWT audiences its workloads may ask for (exact, or a prefix ending in `*`); empty = any (common/jwtsvid/audience-allowlist.ts) */
+  jwtAudiences: string[];
   expiresAt: number | null; // entry expiry (unix s), null = never
   createdAt: number;
   revision: number; // store-wide revision at which this entry was last written
 }
 
-export type NewRegistrationEntry = Omit<RegistrationEntry, 'id' | 'createdAt' | 'revision'> & { id?: string };
+export type NewRegistrationEntry = Omit<RegistrationEntry, 'id' | 'createdAt' | 'revision' | 'jwtAudiences'> & { id?: string; jwtAudiences?: string[] };
 
 /** Fields that may be changed by an update; absent = unchanged. */
 export type RegistrationEntryUpdate = Partial<Omit<RegistrationEntry, 'id' | 'createdAt' | 'revision'>>;

@@ -1,3 +1,4 @@
+import { checkAudienceAllowlist } from '../../common/jwtsvid/audience-allowlist';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -595,13 +596,13 @@ function prepareStatements(db: Db) {
     getRevision: p('SELECT revision FROM store_revision WHERE id = 1'),
     insertEntry: p(`INSERT INTO registration_entries
       (id, spiffe_id, parent_id, selectors_key, x509_svid_ttl, jwt_svid_ttl, dns_names, federates_with,
-       admin, downstream, hint, expires_at, created_at, revision)
+       admin, downstream, hint, jwt_audiences, expires_at, created_at, revision)
       VALUES (@id, @spiffe_id, @parent_id, @selectors_key, @x509_svid_ttl, @jwt_svid_ttl, @dns_names,
-       @federates_with, 0, 0, @hint, @expires_at, @created_at, @revision)`),
+       @federates_with, 0, 0, @hint, @jwt_audiences, @expires_at, @created_at, @revision)`),
     updateEntry: p(`UPDATE registration_entries SET spiffe_id = @spiffe_id, parent_id = @parent_id,
       selectors_key = @selectors_key, x509_svid_ttl = @x509_svid_ttl, jwt_svid_ttl = @jwt_svid_ttl,
       dns_names = @dns_names, federates_with = @federates_with,
-      hint = @hint, expires_at = @expires_at, revision = @revision WHERE id = @id`),
+      hint = @hint, jwt_audiences = @jwt_audiences, expires_at = @expires_at, revision = @revision WHERE id = @id`),
     insertEntrySelector: p('INSERT INTO entry_selectors (entry_id, type, value) VALUES (?, ?, ?)'),
     deleteEntrySelectors: p('DELETE FROM entry_selectors WHERE entry_id = ?'),
     fetchEntry: p('SELECT * FROM registration_entries WHERE id = ?'),
@@ -765,6 +766,7 @@ interface EntryRow {
   dns_names: string;
   federates_with: string;
   hint: string;
+  jwt_audiences: string;
   expires_at: number | null;
   created_at: number;
   revision: number;
@@ -837,6 +839,7 @@ function toEntry(r: EntryRow): RegistrationEntry {
     dnsNames: JSON.parse(r.dns_names) as string[],
     federatesWith: JSON.parse(r.federates_with) as string[],
     hint: r.hint,
+    jwtAudiences: JSON.parse(r.jwt_audiences) as string[],
     expiresAt: r.expires_at,
     createdAt: r.created_at,
     revision: r.revision,
@@ -908,6 +911,7 @@ interface NormalizedEntry {
   dnsNames: string[];
   federatesWith: string[];
   hint: string;
+  jwtAudiences: string[];
   expiresAt: number | null;
 }
 
@@ -926,6 +930,7 @@ function normalizeEntry(e: NewRegistrationEntry, what: string): NormalizedEntry 
     dnsNames: strList(e.dnsNames, f('dnsNames'), (v, n) => str(v, n)),
     federatesWith: strList(e.federatesWith, f('federatesWith'), trustDomainName),
     hint: str(e.hint, f('hint'), true),
+    jwtAudiences: checkAudienceAllowlist(e.jwtAudiences ?? [], f('jwtAudiences')),
     expiresAt: e.expiresAt === null ? null : nonNegInt(e.expiresAt, f('expiresAt')),
   };
 }
@@ -939,6 +944,7 @@ const entryParams = (n: NormalizedEntry) => ({
   dns_names: JSON.stringify(n.dnsNames),
   federates_with: JSON.stringify(n.federatesWith),
   hint: n.hint,
+  jwt_audiences: JSON.stringify(n.jwtAudiences),
   expires_at: n.expiresAt,
 });
 
@@ -999,7 +1005,7 @@ function normalizeJournal(e: Omit<CAJournalEntry, 'createdAt' | 'updatedAt'>) {
 
 const ENTRY_UPDATABLE = new Set([
   'spiffeId', 'parentId', 'selectors', 'x509SvidTtl', 'jwtSvidTtl', 'dnsNames',
-  'federatesWith', 'hint', 'expiresAt',
+  'federatesWith', 'hint', 'jwtAudiences', 'expiresAt',
 ]);
 const NODE_UPDATABLE = new Set(['serialNumber', 'expiresAt', 'newSerialNumber', 'newExpiresAt', 'selectors', 'banned']);
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { invalidArgument } from '../../common/errors';
 import { parseSpiffeId, parseTrustDomain } from '../../common/spiffeid/spiffe-id';
 import { parseSelector, sortSelectors, validateSelector } from '../../common/selector';
+import { checkAudienceAllowlist } from '../../common/jwtsvid/audience-allowlist';
 import type { NewRegistrationEntry, RegistrationEntry, RegistrationEntryUpdate, Selector } from '../datastore/datastore';
 
 /** Paths under /tessera/ name agents and the server itself; no workload may claim one. */
@@ -29,6 +30,7 @@ const createShape = z
     admin: z.literal(false, { error: 'admin entries are not supported: the admin API is only on the admin socket (leave the field out)' }).optional(),
     downstream: z.literal(false, { error: 'downstream entries are not supported: Tessera has no nested servers (leave the field out)' }).optional(),
     hint: z.string().default(''),
+    jwt_audiences: z.array(z.string()).optional(),
     expires_at: z.number().int().positive().nullable().default(null),
   })
   .strict();
@@ -60,6 +62,7 @@ export function parseNewEntry(body: unknown, trustDomain: string, where = ''): N
     dnsNames: checkDnsNames(v.dns_names, where),
     federatesWith: checkFederatesWith(v.federates_with, trustDomain, where),
     hint: checkHint(v.hint, where),
+    jwtAudiences: checkAudienceAllowlist(v.jwt_audiences ?? [], `${where}jwt_audiences`),
     expiresAt: v.expires_at,
   };
   return entry;
@@ -79,6 +82,7 @@ export function parseEntryUpdate(body: unknown, trustDomain: string, where = '')
   if (v.dns_names !== undefined) u.dnsNames = checkDnsNames(v.dns_names, where);
   if (v.federates_with !== undefined) u.federatesWith = checkFederatesWith(v.federates_with, trustDomain, where);
   if (v.hint !== undefined) u.hint = checkHint(v.hint, where);
+  if (v.jwt_audiences !== undefined) u.jwtAudiences = checkAudienceAllowlist(v.jwt_audiences, `${where}jwt_audiences`);
   if (v.expires_at !== undefined) u.expiresAt = v.expires_at;
   return u;
 }
@@ -160,6 +164,7 @@ export function entryToJSON(e: RegistrationEntry) {
     dns_names: e.dnsNames,
     federates_with: e.federatesWith,
     hint: e.hint,
+    jwt_audiences: e.jwtAudiences,
     expires_at: e.expiresAt,
     created_at: e.createdAt,
     revision: e.revision,

@@ -211,6 +211,13 @@ describe('OIDC discovery', () => {
     // B's token carries no issuer and is signed by keys A's discovery does not publish
     const bToken = (await b.cli(['jwt', 'mint', '--spiffe-id', `spiffe://${B}/svc`, '--audience', 'sts.example.com'])).trim();
     await expect(jose.jwtVerify(bToken, jwks, { issuer: doc.issuer, audience: 'sts.example.com' })).rejects.toThrow();
+
+    // `tessera oidc jwks` prints the keys discovery serves, for relying parties that take an uploaded JWKS
+    const served = (await (await fetch(doc.jwks_uri)).json()) as { keys: Array<{ kid: string }> };
+    const printed = JSON.parse(await a.cli(['oidc', 'jwks'])) as { keys: Array<{ kid: string }> };
+    expect(printed.keys.map((k) => k.kid).sort()).toEqual(served.keys.map((k) => k.kid).sort());
+    const { payload: again } = await jose.jwtVerify(token, jose.createLocalJWKSet(printed as never), { issuer: doc.issuer, audience: 'sts.example.com' });
+    expect(again.sub).toBe(`spiffe://${A}/workload`);
   });
 });
 
