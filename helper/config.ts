@@ -40,6 +40,20 @@ const schema = z
       .array(z.object({ jwt_audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]), jwt_svid_file_name: fileName.refine((s) => s !== '', 'required') }).strict())
       .default([]),
     jwt_bundle_file_name: fileName.default(''),
+    /** workload identity federation: an access token per file, from a JWT-SVID exchanged at a token endpoint */
+    token_exchanges: z
+      .array(
+        z
+          .object({
+            token_endpoint: z.string().url(),
+            grant: z.enum(['token-exchange', 'jwt-bearer']),
+            jwt_audience: z.string().min(1),
+            params: z.record(z.string(), z.string()).default({}),
+            access_token_file_name: fileName.refine((s) => s !== '', 'required'),
+          })
+          .strict(),
+      )
+      .default([]),
     pkcs12: z
       .object({
         keystore_file_name: fileName.default('keystore.p12'),
@@ -84,7 +98,7 @@ const schema = z
     if (c.renew_signal && !c.cmd && !c.pid_file_name) ctx.addIssue({ code: 'custom', path: ['renew_signal'], message: 'needs cmd or pid_file_name: the process to signal' });
     if (c.pid_file_name && !c.renew_signal) ctx.addIssue({ code: 'custom', path: ['pid_file_name'], message: 'needs renew_signal' });
     if (c.exit_with_cmd && !c.cmd) ctx.addIssue({ code: 'custom', path: ['exit_with_cmd'], message: 'needs cmd' });
-    const names = [c.svid_file_name, c.svid_key_file_name, c.svid_bundle_file_name, c.svid_combined_file_name, c.jwt_bundle_file_name, ...c.jwt_svids.map((j) => j.jwt_svid_file_name), ...(c.pkcs12 ? [c.pkcs12.keystore_file_name, c.pkcs12.truststore_file_name] : [])].filter(Boolean);
+    const names = [c.svid_file_name, c.svid_key_file_name, c.svid_bundle_file_name, c.svid_combined_file_name, c.jwt_bundle_file_name, ...c.jwt_svids.map((j) => j.jwt_svid_file_name), ...c.token_exchanges.map((t) => t.access_token_file_name), ...(c.pkcs12 ? [c.pkcs12.keystore_file_name, c.pkcs12.truststore_file_name] : [])].filter(Boolean);
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice) ctx.addIssue({ code: 'custom', path: ['cert_dir'], message: `two outputs are both named ${twice}` });
   });
@@ -96,6 +110,7 @@ export interface HelperConfig {
   x509: { certFile: string; keyFile: string; bundleFile: string; combinedFile: string; includeFederated: boolean };
   jwtSvids: Array<{ audience: string[]; file: string }>;
   jwtBundleFile: string;
+  tokenExchanges: Array<{ tokenEndpoint: string; grant: 'token-exchange' | 'jwt-bearer'; audience: string; params: Record<string, string>; file: string }>;
   pkcs12?: { keystoreFile: string; truststoreFile: string; passwordFile?: string; passwordEnv?: string; alias: string };
   certFileMode: number;
   keyFileMode: number;
@@ -149,6 +164,7 @@ export function loadHelperConfig(flags: HelperFlags, env: NodeJS.ProcessEnv): He
     x509: { certFile: c.svid_file_name, keyFile: c.svid_key_file_name, bundleFile: c.svid_bundle_file_name, combinedFile: c.svid_combined_file_name, includeFederated: c.include_federated_domains },
     jwtSvids: c.jwt_svids.map((j) => ({ audience: typeof j.jwt_audience === 'string' ? [j.jwt_audience] : [...j.jwt_audience], file: j.jwt_svid_file_name })),
     jwtBundleFile: c.jwt_bundle_file_name,
+    tokenExchanges: c.token_exchanges.map((t) => ({ tokenEndpoint: t.token_endpoint, grant: t.grant, audience: t.jwt_audience, params: { ...t.params }, file: t.access_token_file_name })),
     pkcs12: c.pkcs12 && {
       keystoreFile: c.pkcs12.keystore_file_name,
       truststoreFile: c.pkcs12.truststore_file_name,

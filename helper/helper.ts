@@ -8,6 +8,7 @@ import { ensureTrustedDir } from '../common/fs/trusted-dir';
 import { startHealthServer } from '../common/health/health-server';
 import { JWTSource } from '../sdk/source/jwt-source';
 import { X509Source, byHint, bySpiffeId } from '../sdk/source/x509-source';
+import { TokenSource, type AccessToken } from '../sdk/source/token-source';
 import type { HelperConfig } from './config';
 import { notifyChange } from './notify/on-change';
 import { Supervisor } from './notify/supervisor';
@@ -42,14 +43,14 @@ export async function startHelper(c: HelperConfig, o: { once: boolean; log: Logg
   const dir = new SnapshotDir(c.certDir);
   await dir.cleanUp();
   const metrics = createHelperMetrics();
-  const state: HelperState = { jwtTokens: new Map() };
+  const state: HelperState = { jwtTokens: new Map(), accessTokens: new Map() };
   if (c.pkcs12) state.pkcs12Password = readPassword(c.pkcs12);
 
   const wantsX509 = Boolean(c.x509.certFile || c.x509.keyFile || c.x509.bundleFile || c.x509.combinedFile || c.pkcs12);
   const picker = c.picker.spiffeId ? bySpiffeId(c.picker.spiffeId) : c.picker.hint ? byHint(c.picker.hint) : undefined;
   const address = c.agentAddress ? { address: c.agentAddress } : {};
   const x509 = wantsX509 ? new X509Source({ ...address, picker }) : undefined;
-  const jwt = c.jwtSvids.length > 0 || c.jwtBundleFile ? new JWTSource({ ...address, now: () => clock.now().getTime() }) : undefined;
+  const jwt = c.jwtSvids.length > 0 || c.jwtBundleFile || c.tokenExchanges.length > 0 ? new JWTSource({ ...address, now: () => clock.now().getTime() }) : undefined;
 
   let written: Map<string, OutputFile> | undefined;
   let lastMissing: string[] = ['nothing received yet'];
@@ -153,6 +154,21 @@ export async function startHelper(c: HelperConfig, o: { once: boolean; log: Logg
     void refresh();
   }
 
+  // Access tokens: one TokenSource per exchange, refreshed ahead of expiry on its own.
+  const exchanges = c.tokenExchanges.map((t) => {
+    const ts = new TokenSource({ jwt: jwt!, tokenEndpoint: t.tokenEndpoint, grant: t.grant, audience: t.audience, params: t.params, spiffeId: c.picker.spiffeId, now: () => clock.now().getTime() });
+    ts.on('update', (a: AccessToken) => {
+      state.accessTokens.set(t.file, a.accessToken);
+      log.info({ event: 'helper_token_exchanged', file: t.file, token_endpoint: new URL(t.tokenEndpoint).origin, expires_at: new Date(a.expiresAt).toISOString() }, 'access token refreshed');
+      schedule();
+    });
+    ts.on('error', (e: Error, retryMs: number) => {
+      metrics.failures.inc({ kind: 'token_exchange' });
+      log.warn({ event: 'helper_token_exchange_failed', file: t.file, token_endpoint: new URL(t.tokenEndpoint).origin, reason: e.message, retry_in_ms: Math.round(retryMs) }, 'token exchange failed; the current token stays until it expires');
+    });
+    return ts.start();
+  });
+
   let onceTimer: NodeJS.Timeout | undefined;
   if (o.once) {
     onceTimer = setTimeout(() => {
@@ -177,6 +193,7 @@ export async function startHelper(c: HelperConfig, o: { once: boolean; log: Logg
     stopped = true;
     clearTimeout(onceTimer);
     for (const t of timers) clearTimeout(t);
+    for (const e of exchanges) e.close();
     x509?.close();
     jwt?.close();
     await supervisor?.stop();

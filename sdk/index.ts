@@ -11,6 +11,7 @@ export { WorkloadAPIClient, fromGrpcError, parseEndpoint, type JWTSVID, type X50
 export { X509Source, bySpiffeId, byHint, type SVIDPicker, type SourceOptions, type X509SVIDWithKey } from './source/x509-source';
 export { JWTSource, type FetchedJWTSVID, type JWTSourceOptions } from './source/jwt-source';
 export { BundleSource } from './source/bundle-source';
+export { TokenSource, type AccessToken, type TokenExchangeOptions, type TokenGrant } from './source/token-source';
 export { resolveWorkloadEndpoint } from './source/endpoint';
 export { authorizeAny, authorizeID, authorizeIf, authorizeMemberOf, authorizeOneOf, type Authorizer } from './tls/authorizers';
 export { peerIdentity, verifyPeer, peerChain, socketPeerChain, type BundleProvider, type PeerIdentity } from './tls/peer';

@@ -13,6 +13,8 @@ export interface HelperState {
   jwtBundles?: ReadonlyMap<string, SpiffeBundle>;
   /** by file name */
   jwtTokens: Map<string, string>;
+  /** access tokens from token exchanges, by file name */
+  accessTokens: Map<string, string>;
   pkcs12Password?: string;
 }
 
@@ -55,6 +57,11 @@ export function renderFiles(c: HelperConfig, s: HelperState, previous?: Map<stri
     const t = s.jwtTokens.get(j.file);
     if (t === undefined) missing.push(`jwt-svid for ${j.audience.join(',')}`);
     else secret(j.file, t);
+  }
+  for (const t of c.tokenExchanges) {
+    const a = s.accessTokens.get(t.file);
+    if (a === undefined) missing.push(`access token from ${new URL(t.tokenEndpoint).origin}`);
+    else secret(t.file, a);
   }
   if (c.jwtBundleFile) {
     if (!s.jwtBundles) missing.push('jwt bundle');

@@ -48,6 +48,7 @@ interface CachedToken {
  */
 export class JWTSource extends EventEmitter {
   private bundles = new Map<string, SpiffeBundle>();
+  private readonly singleUse = new Set<string>();
   private readonly watcher: StreamWatcher<Map<string, SpiffeBundle>>;
   private readonly client: WorkloadAPIClient;
   private readonly ownsClient: boolean;
@@ -82,6 +83,9 @@ export class JWTSource extends EventEmitter {
     const key = JSON.stringify([id, [...aud].sort()]);
     const hit = this.cache.get(key);
     if (hit && this.now() < hit.refreshAt) return Promise.resolve(hit.svid);
+    // Tokens with a `jti` are single-use (a provider may refuse a replayed one): never
+    // cached, and once seen for a key, never shared between concurrent callers either.
+    if (this.singleUse.has(key)) return this.fetch(aud, id, key);
     let p = this.inflight.get(key);
     if (!p) {
       p = this.fetch(aud, id, key).finally(() => this.inflight.delete(key));
@@ -93,11 +97,12 @@ export class JWTSource extends EventEmitter {
   private async fetch(aud: string[], id: string, key: string): Promise<FetchedJWTSVID> {
     const [first] = await this.client.fetchJWTSVIDs(aud, id || undefined);
     if (!first) throw invalidArgument('the agent returned no jwt-svid');
-    const claims = JSON.parse(Buffer.from(first.token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp?: number; iat?: number };
+    const claims = JSON.parse(Buffer.from(first.token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp?: number; iat?: number; jti?: unknown };
     const exp = typeof claims.exp === 'number' ? claims.exp : Math.floor(this.now() / 1000);
     const iat = typeof claims.iat === 'number' ? claims.iat : Math.floor(this.now() / 1000);
     const svid = { spiffeId: first.spiffeId, token: first.token, hint: first.hint, expiresAt: exp };
-    this.cache.set(key, { svid, refreshAt: (iat + (exp - iat) / 2) * 1000 });
+    if (claims.jti !== undefined) this.singleUse.add(key);
+    else this.cache.set(key, { svid, refreshAt: (iat + (exp - iat) / 2) * 1000 });
     return svid;
   }
 

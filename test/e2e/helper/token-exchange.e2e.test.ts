@@ -1,0 +1,154 @@
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import readline from 'node:readline';
+import { TESSERA_BIN, removeDir, shortTempDir, startAgentProcess, startServerProcess, stopAndRemove, type AgentProcess, type ServerProcess } from '../../helpers/processes';
+import { freePort } from '../../helpers/free-port';
+import { waitFor } from '../../helpers/security';
+import { startTokenEndpoint, type TokenEndpoint } from '../../helpers/token-endpoint';
+import { JWTSource, TokenSource } from '../../../sdk/index';
+
+/**
+ * Keyless access to model providers (workload identity federation) end to end:
+ * the real server serves OIDC discovery, the real agent hands out JWT-SVIDs, and
+ * two stand-ins for the providers' token endpoints (test/helpers/token-endpoint.ts,
+ * built as OpenAI's RFC 8693 exchange and Anthropic's RFC 7523 jwt-bearer grant
+ * are documented; the real ones cannot be reached from here) validate them through
+ * discovery and answer access tokens. The SDK's TokenSource and the helper's
+ * access-token files both use them; a JWT key rotation fails no exchange.
+ */
+jest.setTimeout(180_000);
+
+const td = 'wif.example.org';
+const alias = `spiffe://${td}/node/wif`;
+const WEB = `spiffe://${td}/inference`;
+const OPENAI_AUD = 'https://api.openai.com/v1';
+const ANTHROPIC_AUD = 'https://api.anthropic.com';
+let server: ServerProcess;
+let agent: AgentProcess;
+let issuer: string;
+let openai: TokenEndpoint;
+let anthropic: TokenEndpoint;
+let work: string;
+
+beforeAll(async () => {
+  const oidcPort = await freePort();
+  issuer = `http://127.0.0.1:${oidcPort}`;
+  server = await startServerProcess({ trustDomain: td, config: { oidc: { bind: `127.0.0.1:${oidcPort}`, issuer } } });
+  await server.cli(['entry', 'create', '--spiffe-id', WEB, '--parent-id', alias, '--selector', 'unix:uid:0', '--jwt-svid-ttl', '10',
+    '--jwt-audience', OPENAI_AUD, '--jwt-audience', ANTHROPIC_AUD, '--jwt-audience', 'https://registered-elsewhere.example']);
+  agent = await startAgentProcess(server, { alias });
+  // relying parties whose key caches are short, so that a rotation in this test is seen as hours would be
+  const cache = { cooldownMs: 1000, maxAgeMs: 2000 };
+  openai = await startTokenEndpoint({ issuer, audience: OPENAI_AUD, grant: 'token-exchange', requiredParams: { identity_provider_id: 'idp-tessera', service_account_id: 'sa-inference' }, expiresIn: 4, ...cache });
+  anthropic = await startTokenEndpoint({ issuer, audience: ANTHROPIC_AUD, grant: 'jwt-bearer', expiresIn: 4, ...cache });
+  work = shortTempDir('wif-');
+});
+afterAll(async () => {
+  await openai?.close();
+  await anthropic?.close();
+  await stopAndRemove(agent, server);
+  removeDir(work);
+});
+
+it('the SDK TokenSource exchanges a JWT-SVID for an access token with both grants; a wrong audience or a missing parameter is refused by the provider', async () => {
+  const jwt = new JWTSource({ address: agent.socket });
+  try {
+    await jwt.ready(20_000);
+    const o = new TokenSource({ jwt, tokenEndpoint: openai.url, grant: 'token-exchange', audience: OPENAI_AUD, params: { identity_provider_id: 'idp-tessera', service_account_id: 'sa-inference' } });
+    const a = new TokenSource({ jwt, tokenEndpoint: anthropic.url, grant: 'jwt-bearer', audience: ANTHROPIC_AUD });
+    const [to, ta] = [await o.token(), await a.token()];
+    expect(to).toBe(openai.issued.at(-1)!.accessToken);
+    expect(ta).toBe(anthropic.issued.at(-1)!.accessToken);
+    expect(openai.issued.at(-1)!.sub).toBe(WEB);
+    expect(await o.token()).toBe(to); // held until it expires
+
+    const wrongAud = new TokenSource({ jwt, tokenEndpoint: openai.url, grant: 'token-exchange', audience: 'https://registered-elsewhere.example', params: { identity_provider_id: 'idp-tessera', service_account_id: 'sa-inference' } });
+    await expect(wrongAud.token()).rejects.toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringMatching(/400 invalid_grant.*aud/) });
+    const noParams = new TokenSource({ jwt, tokenEndpoint: openai.url, grant: 'token-exchange', audience: OPENAI_AUD });
+    await expect(noParams.token()).rejects.toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringMatching(/identity_provider_id/) });
+    // an audience the entry does not allow never leaves the agent
+    const notAllowed = new TokenSource({ jwt, tokenEndpoint: anthropic.url, grant: 'jwt-bearer', audience: 'https://api.example.net' });
+    await expect(notAllowed.token()).rejects.toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringMatching(/jwt_audiences/) });
+  } finally {
+    jwt.close();
+  }
+});
+
+it('the helper keeps an access-token file per provider, replaced before each token expires', async () => {
+  const out = path.join(work, 'tokens');
+  const config = path.join(work, 'helper.json');
+  writeFileSync(config, JSON.stringify({
+    agent_address: `unix://${agent.socket}`,
+    cert_dir: out,
+    svid_file_name: '', svid_key_file_name: '', svid_bundle_file_name: '',
+    token_exchanges: [
+      { token_endpoint: openai.url, grant: 'token-exchange', jwt_audience: OPENAI_AUD, params: { identity_provider_id: 'idp-tessera', service_account_id: 'sa-inference' }, access_token_file_name: 'openai.token' },
+      { token_endpoint: anthropic.url, grant: 'jwt-bearer', jwt_audience: ANTHROPIC_AUD, access_token_file_name: 'anthropic.token' },
+    ],
+  }));
+  const h = spawn(process.execPath, [TESSERA_BIN, 'helper', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: Array<Record<string, any>> = [];
+  readline.createInterface({ input: h.stdout! }).on('line', (l) => lines.push(JSON.parse(l)));
+  const seen = { 'openai.token': new Map<string, number>(), 'anthropic.token': new Map<string, number>() };
+  const look = () => {
+    for (const f of Object.keys(seen) as Array<keyof typeof seen>) {
+      try {
+        const t = readFileSync(path.join(out, f), 'utf8');
+        if (!seen[f].has(t)) seen[f].set(t, Date.now());
+      } catch {
+        // not written yet
+      }
+    }
+    return seen['openai.token'].size >= 3 && seen['anthropic.token'].size >= 3;
+  };
+  try {
+    await waitFor('three access tokens from each provider in the files', look, 60_000, 50);
+    for (const [file, ep] of [['openai.token', openai], ['anthropic.token', anthropic]] as const) {
+      const tokens = [...seen[file].keys()];
+      for (let i = 1; i < tokens.length; i++) {
+        const prev = ep.issued.find((x) => x.accessToken === tokens[i - 1])!;
+        const margin = prev.expiresAt - seen[file].get(tokens[i]!)!;
+        expect(margin).toBeGreaterThan(0); // the file held a valid token throughout
+        process.stdout.write(`token refresh margin (${file}): ${margin} ms before expiry of a ${(prev.expiresAt - prev.at) / 1000}-s token\n`);
+      }
+    }
+    expect(lines.filter((l) => l.event === 'helper_token_exchange_failed')).toEqual([]);
+    const logText = JSON.stringify(lines);
+    for (const t of [...seen['openai.token'].keys(), ...seen['anthropic.token'].keys()]) expect(logText).not.toContain(t);
+  } finally {
+    const gone = new Promise((r) => h.once('exit', r));
+    h.kill('SIGTERM');
+    await gone;
+  }
+});
+
+it('a JWT key rotation (prepare, then activate) fails no exchange, and exchanges go on with the new key', async () => {
+  const jwt = new JWTSource({ address: agent.socket });
+  await jwt.ready(20_000);
+  const kidsBefore = new Set(anthropic.issued.map((i) => i.kid));
+  const failures: string[] = [];
+  let n = 0;
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) {
+      // a new TokenSource each time: every iteration is a real exchange
+      const ts = new TokenSource({ jwt, tokenEndpoint: anthropic.url, grant: 'jwt-bearer', audience: ANTHROPIC_AUD });
+      await ts.token().then(() => n++, (e: Error) => failures.push(e.message));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  try {
+    await server.cli(['authority', 'jwt', 'prepare']);
+    // the prepare → activate window is a third of the key's life (hours); here a few relying-party cache lifetimes
+    await new Promise((r) => setTimeout(r, 5000));
+    await server.cli(['authority', 'jwt', 'activate']);
+    await waitFor('exchanges with a JWT-SVID signed by the new key', () => anthropic.issued.some((i) => !kidsBefore.has(i.kid)), 40_000, 200);
+  } finally {
+    stop = true;
+    await loop;
+    jwt.close();
+  }
+  expect(failures).toEqual([]);
+  expect(n).toBeGreaterThan(10);
+});
