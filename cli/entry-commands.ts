@@ -23,6 +23,7 @@ export function formatEntry(e: EntryJSON): string {
     ...e.federates_with.map((f): [string, string] => ['FederatesWith', f]),
     ['Hint', e.hint || undefined],
     ...(e.jwt_audiences ?? []).map((a): [string, string] => ['JWT audience', a]),
+    ['JWT jti', e.jwt_jti ? 'unique per token' : undefined],
   ];
   return kv(rows);
 }
@@ -45,6 +46,7 @@ function entryFields(o: Record<string, unknown>): Record<string, unknown> {
   if (o.federatesWith !== undefined) f.federates_with = o.federatesWith;
   if (o.hint !== undefined) f.hint = o.hint;
   if (o.jwtAudience !== undefined) f.jwt_audiences = o.jwtAudience;
+  if (o.jwtJti !== undefined) f.jwt_jti = o.jwtJti;
   if (o.entryExpiry !== undefined) f.expires_at = o.entryExpiry;
   return f;
 }
@@ -60,6 +62,7 @@ function entryFlags(c: Command): Command {
     .option('--federates-with <TD>', 'a trust domain whose bundle the workload receives (repeat for more)', collect)
     .option('--hint <H>', 'a hint for workloads choosing between several SVIDs')
     .option('--jwt-audience <A>', 'an audience its workloads may get JWT-SVIDs for (repeat for more; a trailing * allows a prefix); default any', collect)
+    .option('--jwt-jti', 'its JWT-SVIDs carry a unique jti (single-use; for relying parties that refuse replays)')
     .option('--entry-expiry <UNIX>', 'unix time after which the entry is removed', int);
 }
 

@@ -28,6 +28,8 @@ export interface EntryJSON {
   hint: string;
   /** the entry's JWT audience allowlist (absent from servers before it existed: any audience) */
   jwt_audiences?: string[];
+  /** its JWT-SVIDs carry a unique jti: minted per request, never cached */
+  jwt_jti?: boolean;
   expires_at: number | null;
   created_at: number;
   revision: number;

@@ -35,6 +35,16 @@ export class JWTSVIDs {
    */
   async fetch(entry: EntryJSON, audience: string[]): Promise<FetchedJWTSVID> {
     const key = jwtCacheKey(entry.spiffe_id, audience);
+    // Single-use tokens (entry jwt_jti): a new one per request, none cached or shared.
+    if (entry.jwt_jti) {
+      try {
+        return pick(await this.mint(entry, audience, key, false));
+      } catch (e) {
+        const code = e instanceof TesseraError ? e.code : undefined;
+        if (code === 'PERMISSION_DENIED' || code === 'INVALID_ARGUMENT' || code === 'UNAVAILABLE') throw e;
+        throw unavailable(`cannot obtain a jwt-svid for ${entry.spiffe_id}: ${(e as Error).message}`, e);
+      }
+    }
     const hit = this.cache.fresh(key, this.now());
     if (hit) return pick(hit);
     let p = this.inFlight.get(key);
@@ -61,7 +71,7 @@ export class JWTSVIDs {
     return this.cache.deleteWhere((v) => tainted(v.token));
   }
 
-  private async mint(entry: EntryJSON, audience: string[], key: string): Promise<CachedJWTSVID> {
+  private async mint(entry: EntryJSON, audience: string[], key: string, cache = true): Promise<CachedJWTSVID> {
     const gen = this.d.conn.generation;
     const call = () => this.d.conn.client.mintJWTSVID(entry.id, audience);
     // A connection dropped for a new agent SVID is not a failure: ask once more.
@@ -70,7 +80,7 @@ export class JWTSVIDs {
       return call();
     });
     const v = { spiffeId: r.spiffe_id, token: r.token, expiresAt: r.expires_at, receivedAt: this.now() };
-    this.cache.set(key, v);
+    if (cache) this.cache.set(key, v);
     this.d.onEvent({ type: 'jwt_svid_minted' });
     return v;
   }

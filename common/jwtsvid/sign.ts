@@ -28,6 +28,8 @@ export interface MintJWTSVIDRequest {
   aud: string[];
   ttlSeconds: number;
   iss?: string;
+  /** a unique token id (the caller makes it: 128 random bits, base64url) */
+  jti?: string;
   /** Unix seconds; defaults to the system clock. */
   now?: number;
 }
@@ -83,7 +85,9 @@ export class JWTSVIDSigner {
     const exp = Math.min(now + ttlSeconds, this.notAfter);
     if (exp <= now) throw failedPrecondition('the jwt signing key has expired');
 
-    const claims = iss === undefined ? { sub, aud, exp, iat: now } : { sub, aud, exp, iat: now, iss };
+    if (req.jti !== undefined && (typeof req.jti !== 'string' || req.jti === '')) throw invalidArgument('jwt-svid jti must be a non-empty string');
+    const claims: Record<string, unknown> = iss === undefined ? { sub, aud, exp, iat: now } : { sub, aud, exp, iat: now, iss };
+    if (req.jti !== undefined) claims.jti = req.jti;
     const input = this.#headerDot + Buffer.from(JSON.stringify(claims)).toString('base64url');
     // The signing input is pure base64url ASCII: latin1 is the cheapest exact encoding.
     const sig = this.#sign(Buffer.from(input, 'latin1'));

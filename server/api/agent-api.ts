@@ -240,7 +240,7 @@ export function agentApi(d: AgentApiDeps): Router {
     const entryTtl = entry.jwtSvidTtl || d.defaultJwtSvidTtl;
     const requested = intParam(b.ttl, 'ttl', { min: 1, max: 86400 });
     const ttl = requested === undefined ? entryTtl : Math.min(requested, entryTtl);
-    const out = d.ca.mintJWTSVID({ spiffeId: entry.spiffeId, audience: aud, ttl });
+    const out = d.ca.mintJWTSVID({ spiffeId: entry.spiffeId, audience: aud, ttl, jti: entry.jwtJti });
     await d.ledger?.record([{ holder: SVIDLedger.jwtHolder(agentId, entry.id, aud), authorityId: out.authorityId, expiresAt: out.expiresAt }]);
     d.metrics.svidsIssued.inc({ type: 'jwt', api: 'agent' });
     audit(log, 'jwt_svid_issued', { [F.agentId]: agentId, [F.entryId]: entry.id, [F.spiffeId]: entry.spiffeId, audience: aud, [F.expiresAt]: out.expiresAt });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../common/log';
 import type { Clock } from '../../common/clock';
 import { systemClock } from '../../common/clock';
@@ -280,10 +281,11 @@ export class CAManager {
   }
 
   /** Mints a JWT-SVID with the active key; `exp` is capped at the key's expiry. */
-  mintJWTSVID(req: { spiffeId: string; audience: string[]; ttl: number }): { token: string; expiresAt: number; authorityId: string } {
+  mintJWTSVID(req: { spiffeId: string; audience: string[]; ttl: number; jti?: boolean }): { token: string; expiresAt: number; authorityId: string } {
     const k = this.requireJWT();
     const now = this.nowS();
-    const r = k.signer.mint({ sub: req.spiffeId, aud: req.audience, ttlSeconds: req.ttl, iss: this.deps.config.jwtIssuer, now });
+    const jti = req.jti ? randomBytes(16).toString('base64url') : undefined;
+    const r = k.signer.mint({ sub: req.spiffeId, aud: req.audience, ttlSeconds: req.ttl, iss: this.deps.config.jwtIssuer, jti, now });
     if (r.expiresAt <= now) {
       this.kickRotation();
       throw unavailable('the jwt signing key has expired and its successor is not active yet; retry shortly');

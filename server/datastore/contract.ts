@@ -113,6 +113,7 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
           federatesWith: ['other.org', 'another.org'],
           hint: 'web',
           jwtAudiences: ['spiffe://example.org/tools/*', 'https://api.openai.com/v1', 'https://api.openai.com/v1'],
+          jwtJti: true,
           expiresAt: 2_000_000_000,
         });
         const e = await s.createRegistrationEntry(input);
@@ -130,6 +131,8 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
         // without an allowlist: any audience ([]); an update sets and clears it
         const plain = await s.createRegistrationEntry(newEntry({ spiffeId: 'spiffe://example.org/plain' }));
         expect(plain.jwtAudiences).toEqual([]);
+        expect(plain.jwtJti).toBe(false);
+        expect((await s.updateRegistrationEntry(plain.id, { jwtJti: true })).jwtJti).toBe(true);
         expect((await s.updateRegistrationEntry(plain.id, { jwtAudiences: ['x'] })).jwtAudiences).toEqual(['x']);
         expect((await s.updateRegistrationEntry(plain.id, { jwtAudiences: [] })).jwtAudiences).toEqual([]);
         await expect(s.updateRegistrationEntry(plain.id, { jwtAudiences: ['*'] })).rejects.toThrow(/is not an audience/);

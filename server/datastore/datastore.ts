@@ -26,12 +26,14 @@ export interface RegistrationEntry {
   hint: string;
   /** JWT audiences its workloads may ask for (exact, or a prefix ending in `*`); empty = any (common/jwtsvid/audience-allowlist.ts) */
   jwtAudiences: string[];
+  /** its JWT-SVIDs carry a unique `jti` (single-use: the agent does not cache them) */
+  jwtJti: boolean;
   expiresAt: number | null; // entry expiry (unix s), null = never
   createdAt: number;
   revision: number; // store-wide revision at which this entry was last written
 }
 
-export type NewRegistrationEntry = Omit<RegistrationEntry, 'id' | 'createdAt' | 'revision' | 'jwtAudiences'> & { id?: string; jwtAudiences?: string[] };
+export type NewRegistrationEntry = Omit<RegistrationEntry, 'id' | 'createdAt' | 'revision' | 'jwtAudiences' | 'jwtJti'> & { id?: string; jwtAudiences?: string[]; jwtJti?: boolean };
 
 /** Fields that may be changed by an update; absent = unchanged. */
 export type RegistrationEntryUpdate = Partial<Omit<RegistrationEntry, 'id' | 'createdAt' | 'revision'>>;

@@ -596,13 +596,13 @@ function prepareStatements(db: Db) {
     getRevision: p('SELECT revision FROM store_revision WHERE id = 1'),
     insertEntry: p(`INSERT INTO registration_entries
       (id, spiffe_id, parent_id, selectors_key, x509_svid_ttl, jwt_svid_ttl, dns_names, federates_with,
-       admin, downstream, hint, jwt_audiences, expires_at, created_at, revision)
+       admin, downstream, hint, jwt_audiences, jwt_jti, expires_at, created_at, revision)
       VALUES (@id, @spiffe_id, @parent_id, @selectors_key, @x509_svid_ttl, @jwt_svid_ttl, @dns_names,
-       @federates_with, 0, 0, @hint, @jwt_audiences, @expires_at, @created_at, @revision)`),
+       @federates_with, 0, 0, @hint, @jwt_audiences, @jwt_jti, @expires_at, @created_at, @revision)`),
     updateEntry: p(`UPDATE registration_entries SET spiffe_id = @spiffe_id, parent_id = @parent_id,
       selectors_key = @selectors_key, x509_svid_ttl = @x509_svid_ttl, jwt_svid_ttl = @jwt_svid_ttl,
       dns_names = @dns_names, federates_with = @federates_with,
-      hint = @hint, jwt_audiences = @jwt_audiences, expires_at = @expires_at, revision = @revision WHERE id = @id`),
+      hint = @hint, jwt_audiences = @jwt_audiences, jwt_jti = @jwt_jti, expires_at = @expires_at, revision = @revision WHERE id = @id`),
     insertEntrySelector: p('INSERT INTO entry_selectors (entry_id, type, value) VALUES (?, ?, ?)'),
     deleteEntrySelectors: p('DELETE FROM entry_selectors WHERE entry_id = ?'),
     fetchEntry: p('SELECT * FROM registration_entries WHERE id = ?'),
@@ -767,6 +767,7 @@ interface EntryRow {
   federates_with: string;
   hint: string;
   jwt_audiences: string;
+  jwt_jti: number;
   expires_at: number | null;
   created_at: number;
   revision: number;
@@ -840,6 +841,7 @@ function toEntry(r: EntryRow): RegistrationEntry {
     federatesWith: JSON.parse(r.federates_with) as string[],
     hint: r.hint,
     jwtAudiences: JSON.parse(r.jwt_audiences) as string[],
+    jwtJti: r.jwt_jti === 1,
     expiresAt: r.expires_at,
     createdAt: r.created_at,
     revision: r.revision,
@@ -912,6 +914,7 @@ interface NormalizedEntry {
   federatesWith: string[];
   hint: string;
   jwtAudiences: string[];
+  jwtJti: boolean;
   expiresAt: number | null;
 }
 
@@ -931,6 +934,7 @@ function normalizeEntry(e: NewRegistrationEntry, what: string): NormalizedEntry 
     federatesWith: strList(e.federatesWith, f('federatesWith'), trustDomainName),
     hint: str(e.hint, f('hint'), true),
     jwtAudiences: checkAudienceAllowlist(e.jwtAudiences ?? [], f('jwtAudiences')),
+    jwtJti: bool(e.jwtJti ?? false, f('jwtJti')),
     expiresAt: e.expiresAt === null ? null : nonNegInt(e.expiresAt, f('expiresAt')),
   };
 }
@@ -945,6 +949,7 @@ const entryParams = (n: NormalizedEntry) => ({
   federates_with: JSON.stringify(n.federatesWith),
   hint: n.hint,
   jwt_audiences: JSON.stringify(n.jwtAudiences),
+  jwt_jti: n.jwtJti ? 1 : 0,
   expires_at: n.expiresAt,
 });
 
@@ -1005,7 +1010,7 @@ function normalizeJournal(e: Omit<CAJournalEntry, 'createdAt' | 'updatedAt'>) {
 
 const ENTRY_UPDATABLE = new Set([
   'spiffeId', 'parentId', 'selectors', 'x509SvidTtl', 'jwtSvidTtl', 'dnsNames',
-  'federatesWith', 'hint', 'jwtAudiences', 'expiresAt',
+  'federatesWith', 'hint', 'jwtAudiences', 'jwtJti', 'expiresAt',
 ]);
 const NODE_UPDATABLE = new Set(['serialNumber', 'expiresAt', 'newSerialNumber', 'newExpiresAt', 'selectors', 'banned']);
 

@@ -31,6 +31,7 @@ const createShape = z
     downstream: z.literal(false, { error: 'downstream entries are not supported: Tessera has no nested servers (leave the field out)' }).optional(),
     hint: z.string().default(''),
     jwt_audiences: z.array(z.string()).optional(),
+    jwt_jti: z.boolean().optional(),
     expires_at: z.number().int().positive().nullable().default(null),
   })
   .strict();
@@ -63,6 +64,7 @@ export function parseNewEntry(body: unknown, trustDomain: string, where = ''): N
     federatesWith: checkFederatesWith(v.federates_with, trustDomain, where),
     hint: checkHint(v.hint, where),
     jwtAudiences: checkAudienceAllowlist(v.jwt_audiences ?? [], `${where}jwt_audiences`),
+    jwtJti: v.jwt_jti ?? false,
     expiresAt: v.expires_at,
   };
   return entry;
@@ -82,6 +84,7 @@ export function parseEntryUpdate(body: unknown, trustDomain: string, where = '')
   if (v.dns_names !== undefined) u.dnsNames = checkDnsNames(v.dns_names, where);
   if (v.federates_with !== undefined) u.federatesWith = checkFederatesWith(v.federates_with, trustDomain, where);
   if (v.hint !== undefined) u.hint = checkHint(v.hint, where);
+  if (v.jwt_jti !== undefined) u.jwtJti = v.jwt_jti;
   if (v.jwt_audiences !== undefined) u.jwtAudiences = checkAudienceAllowlist(v.jwt_audiences, `${where}jwt_audiences`);
   if (v.expires_at !== undefined) u.expiresAt = v.expires_at;
   return u;
@@ -165,6 +168,7 @@ export function entryToJSON(e: RegistrationEntry) {
     federates_with: e.federatesWith,
     hint: e.hint,
     jwt_audiences: e.jwtAudiences,
+    jwt_jti: e.jwtJti,
     expires_at: e.expiresAt,
     created_at: e.createdAt,
     revision: e.revision,

@@ -35,13 +35,13 @@ beforeAll(async () => {
   const oidcPort = await freePort();
   issuer = `http://127.0.0.1:${oidcPort}`;
   server = await startServerProcess({ trustDomain: td, config: { oidc: { bind: `127.0.0.1:${oidcPort}`, issuer } } });
-  await server.cli(['entry', 'create', '--spiffe-id', WEB, '--parent-id', alias, '--selector', 'unix:uid:0', '--jwt-svid-ttl', '10',
+  await server.cli(['entry', 'create', '--spiffe-id', WEB, '--parent-id', alias, '--selector', 'unix:uid:0', '--jwt-svid-ttl', '10', '--jwt-jti',
     '--jwt-audience', OPENAI_AUD, '--jwt-audience', ANTHROPIC_AUD, '--jwt-audience', 'https://registered-elsewhere.example']);
   agent = await startAgentProcess(server, { alias });
   // relying parties whose key caches are short, so that a rotation in this test is seen as hours would be
   const cache = { cooldownMs: 1000, maxAgeMs: 2000 };
   openai = await startTokenEndpoint({ issuer, audience: OPENAI_AUD, grant: 'token-exchange', requiredParams: { identity_provider_id: 'idp-tessera', service_account_id: 'sa-inference' }, expiresIn: 4, ...cache });
-  anthropic = await startTokenEndpoint({ issuer, audience: ANTHROPIC_AUD, grant: 'jwt-bearer', expiresIn: 4, ...cache });
+  anthropic = await startTokenEndpoint({ issuer, audience: ANTHROPIC_AUD, grant: 'jwt-bearer', requireJti: true, expiresIn: 4, ...cache });
   work = shortTempDir('wif-');
 });
 afterAll(async () => {
@@ -73,6 +73,22 @@ it('the SDK TokenSource exchanges a JWT-SVID for an access token with both grant
   } finally {
     jwt.close();
   }
+});
+
+it('JWT-SVIDs of a jwt_jti entry are single-use: each fetch is a new token with its own jti, and a replay is refused', async () => {
+  const fetchToken = async () => (JSON.parse((await agent.cli(['fetch', 'jwt', '--audience', ANTHROPIC_AUD])).stdout) as { svids: Array<{ token: string }> }).svids[0]!.token;
+  const [a, b] = [await fetchToken(), await fetchToken()];
+  const jti = (t: string) => (JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as { jti?: string }).jti;
+  expect(a).not.toBe(b);
+  expect(jti(a)).toMatch(/^[A-Za-z0-9_-]{22}$/);
+  expect(jti(a)).not.toBe(jti(b));
+  const post = (t: string) =>
+    fetch(anthropic.url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: t }).toString() });
+  expect((await post(a)).status).toBe(200);
+  const replay = await post(a);
+  expect(replay.status).toBe(400);
+  expect(((await replay.json()) as { error_description: string }).error_description).toBe('jti already used');
+  expect((await post(b)).status).toBe(200);
 });
 
 it('the helper keeps an access-token file per provider, replaced before each token expires', async () => {
