@@ -200,6 +200,59 @@ it('starts the supervised command only after the first complete write, signals i
   }
 });
 
+it('signals the process named by a pid file (read again each time) and runs on_change_cmd after each write; exit_with_cmd ends the helper with the command', async () => {
+  const out = path.join(work, 'pidfile');
+  const events = path.join(work, 'pidfile-events.log');
+  const pidFile = path.join(work, 'other.pid');
+  const script = `
+    const fs = require('fs');
+    fs.writeFileSync(process.argv[2], String(process.pid));
+    process.on('SIGUSR1', () => fs.appendFileSync(process.argv[1], 'usr1 ' + process.pid + '\\n'));
+    setInterval(() => {}, 1000);`;
+  const startOther = () => spawn(process.execPath, ['-e', script, events, pidFile], { stdio: 'ignore' });
+  let other = startOther();
+  const h = startHelperProcess({ cert_dir: out, svid_hint: 'web', pid_file_name: pidFile, renew_signal: 'SIGUSR1', on_change_cmd: ['sh', '-c', `echo changed >> ${events}`] });
+  const lines = () => (existsSync(events) ? readFileSync(events, 'utf8').trim().split('\n') : []);
+  try {
+    await waitFor('a signal and an on_change_cmd run', () => lines().some((l) => l.startsWith('usr1 ')) && lines().includes('changed'), 30_000);
+    // the process restarts with another pid: the next signal goes to the new one
+    const firstPid = other.pid;
+    other.kill('SIGKILL');
+    other = startOther();
+    await waitFor('the new pid in the pid file', () => readFileSync(pidFile, 'utf8') === String(other.pid), 10_000);
+    await waitFor('a signal to the new process', () => lines().includes(`usr1 ${other.pid}`), 30_000);
+    expect(other.pid).not.toBe(firstPid);
+    expect(lines().filter((l) => l === 'changed').length).toBeGreaterThanOrEqual(2);
+  } finally {
+    other.kill('SIGKILL');
+    await stopHelper(h);
+  }
+
+  const exits = startHelperProcess({ cert_dir: path.join(work, 'exits'), svid_hint: 'web', cmd: process.execPath, cmd_args: ['-e', 'process.exit(7)'], exit_with_cmd: true });
+  expect(await exits.exited).toBe(7);
+  expect(existsSync(path.join(work, 'exits', 'svid.pem'))).toBe(true); // it ran after the first write
+});
+
+it('measured: from a new agent\'s start (attestation, sync, signing) to all helper files written, helper and agent started together', async () => {
+  const out = path.join(work, 'startup');
+  const old = agent;
+  await old.stop();
+  const dir = shortTempDir('tag-');
+  const h = startHelperProcess({ agent_address: `unix://${path.join(dir, 'public', 'api.sock')}`, cert_dir: out, svid_hint: 'web', jwt_svids: [{ jwt_audience: API, jwt_svid_file_name: 'api.token' }], once_timeout: 60 }, ['--once']);
+  try {
+    // started together, as an init container and its node agent would be (the helper retries with backoff until the socket is there)
+    const t0 = Date.now();
+    agent = await startAgentProcess(server, { dir, alias, waitReady: false });
+    const agentUp = Date.now() - t0;
+    expect(await h.exited).toBe(0);
+    process.stdout.write(`helper: new agent start to all files written (attest, sync, x509-svid and jwt-svid): ${Date.now() - t0} ms (agent process up and listening after ${agentUp} ms)\n`);
+  } finally {
+    await stopHelper(h);
+    removeDir(old.dir);
+  }
+  expect(matches(readPair(out).cert, readPair(out).key)).toBe(true);
+});
+
 it('--once writes everything and exits 0; with an SVID that never comes it exits 1 naming what is missing', async () => {
   const out = path.join(work, 'once');
   mkdirSync(out, { mode: 0o700 });
