@@ -5,8 +5,10 @@ import path from 'node:path';
  * repository, or TESSERA_DEMO_DIR), shared by the demo and the examples that run
  * against it. A Unix socket path must fit in sun_path (108 bytes on Linux), so a
  * checkout deep in the file system falls back to /tmp/tessera-demo-<uid>.
- * Ports are 8081 (agent API), 8082 (server health), 8083 (agent health), or
- * all chosen by the system with TESSERA_DEMO_PORTS=0 (the tests do that).
+ * Ports are 8081 (agent API), 8082 (server health), 8083 (agent health), 8084
+ * (OIDC discovery), or all chosen by the system with TESSERA_DEMO_PORTS=0 (the
+ * tests do that; the OIDC issuer URL, which names its port, is then in
+ * `<base>/oidc-issuer`).
  */
 export function demoPaths(trustDomain = process.env.TESSERA_TRUST_DOMAIN ?? 'demo.tessera.local') {
   const root = path.resolve(__dirname, '..', '..');
@@ -23,6 +25,7 @@ export function demoPaths(trustDomain = process.env.TESSERA_TRUST_DOMAIN ?? 'dem
     agentSocket: short(path.join(base, 'agent-public', 'api.sock'), `/tmp/tessera-demo-${uid}/public/api.sock`),
     /** the demo agent's SPIFFE ID, parent of the demo's entries */
     alias: `spiffe://${trustDomain}/node/demo`,
-    ports: { server: any ? 0 : 8081, serverHealth: any ? 0 : 8082, agentHealth: any ? 0 : 8083 },
+    ports: { server: any ? 0 : 8081, serverHealth: any ? 0 : 8082, agentHealth: any ? 0 : 8083, oidc: any ? 0 : 8084 },
+    oidcIssuerFile: path.join(base, 'oidc-issuer'),
   };
 }

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { AdminClient } from '../cli/admin-client';
 import { TesseraError } from '../common/errors';
@@ -14,10 +15,21 @@ import { demoPaths } from './demo-paths';
  * the demo workload's X.509-SVID fetched over the Workload API socket. Both
  * processes keep running until Ctrl-C.
  */
-const { root, base, uid, trustDomain: TD, adminSocket, agentSocket, alias, ports } = demoPaths();
+const { root, base, uid, trustDomain: TD, adminSocket, agentSocket, alias, ports, oidcIssuerFile } = demoPaths();
 const bin = path.join(root, 'bin', 'tessera.js');
 const children: ChildProcess[] = [];
 const workloadId = `spiffe://${TD}/demo/workload`;
+
+/** A TCP port that was free a moment ago. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 /** Starts `tessera ARGS` and resolves with the process and its ready line (JSON) once it logs `readyEvent`. */
 function start(name: string, args: string[], env: NodeJS.ProcessEnv, readyEvent: string): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
@@ -45,7 +57,14 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  const server = await start('server', ['server', 'run', '--trust-domain', TD, '--data-dir', path.join(base, 'server'), '--admin-socket', adminSocket,
+  // OIDC discovery, so relying parties (the AI example's model-provider stand-in) can check JWT-SVIDs.
+  // The issuer names its port, so a port the system picks is chosen here first.
+  const oidcPort = ports.oidc || (await freePort());
+  const issuer = `http://127.0.0.1:${oidcPort}`;
+  const serverConfig = path.join(base, 'server.json');
+  writeFileSync(serverConfig, JSON.stringify({ oidc: { bind: `127.0.0.1:${oidcPort}`, issuer } }, null, 2));
+  writeFileSync(oidcIssuerFile, issuer);
+  const server = await start('server', ['server', 'run', '--config', serverConfig, '--trust-domain', TD, '--data-dir', path.join(base, 'server'), '--admin-socket', adminSocket,
     '--bind', `127.0.0.1:${ports.server}`, '--health-bind', `127.0.0.1:${ports.serverHealth}`], {}, 'server_ready');
   const admin = new AdminClient(adminSocket);
   const bundleFile = path.join(base, 'bootstrap-bundle.pem');
@@ -74,6 +93,7 @@ async function main(): Promise<void> {
 Tessera is running for trust domain ${TD}
   server   agent API https://${server.ready.agent_api} (mTLS), health http://${server.ready.health}/ready and /metrics
            admin socket ${adminSocket}, data ${path.join(base, 'server')} (SQLite datastore.sqlite3, keys/)
+           OIDC discovery ${issuer}/.well-known/openid-configuration
   agent    Workload API unix://${agentSocket}, health http://${agent.ready.health}/ready and /metrics
 
 The demo workload (this uid, ${uid}) fetched its X.509-SVID over the Workload API:

@@ -8,6 +8,7 @@
  * In your own service, import from `tessera/sdk` (or `@tessera/sdk`) instead of
  * the relative paths used inside this repository.
  */
+import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -31,6 +32,12 @@ export interface AiEndpointOptions {
   log: Logger;
   host?: string;
   port?: number;
+  /**
+   * The model provider `POST /v1/chat` asks, with the access token `tessera helper`
+   * keeps fresh in `tokenFile` (read on every call: the helper replaces it before
+   * it expires). No API key anywhere.
+   */
+  model?: { url: string; tokenFile: string };
 }
 
 export interface RunningEndpoint {
@@ -65,9 +72,23 @@ export async function startAiEndpoint(o: AiEndpointOptions): Promise<RunningEndp
   // HTTP routes: every request is authenticated and decided on Route::"<METHOD> <path>".
   app.use('/v1', spiffeAuth({ ...auth, policy: authorizer }));
   app.get('/v1/models', (_req, res) => void res.json({ models: ['tessera-small'] }));
-  app.post('/v1/chat', (req, res) => {
+  app.post('/v1/chat', async (req, res) => {
     const caller = callerOf(req);
-    res.json({ reply: `hello, ${caller.id}`, caller: caller.id.toString(), via: caller.via });
+    if (!o.model) return void res.json({ reply: `hello, ${caller.id}`, caller: caller.id.toString(), via: caller.via });
+    try {
+      const token = (await readFile(o.model.tokenFile, 'utf8')).trim();
+      const r = await fetch(o.model.url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: req.body?.messages ?? [] }),
+      });
+      if (!r.ok) return void res.status(502).json({ error: { code: 'UNAVAILABLE', message: `the model provider answered ${r.status}` } });
+      const answer = (await r.json()) as { content?: Array<{ text?: string }> };
+      res.json({ reply: answer.content?.[0]?.text ?? '', caller: caller.id.toString(), via: caller.via });
+    } catch (e) {
+      o.log.warn({ event: 'model_call_failed', reason: (e as Error).message }, 'model provider call failed');
+      res.status(502).json({ error: { code: 'UNAVAILABLE', message: 'the model provider could not be reached' } });
+    }
   });
 
   // MCP: authenticated here, each tool call decided by the guard (call_tool on Tool::"<name>").

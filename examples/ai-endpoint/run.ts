@@ -6,19 +6,27 @@
  *      `ai-endpoint` and `ai-caller`; a real deployment gives each its own uid
  *      or container, and the same selectors that tell them apart);
  *   2. waits until the agent serves both SVIDs;
- *   3. starts the endpoint (serve.js) with policy.cedar, then the caller (caller.js);
- *   4. prints each call and its outcome, then the endpoint's audit lines for the
+ *   3. starts a stand-in for a model provider (provider-stand-in.ts: a jwt-bearer
+ *      token endpoint that checks JWT-SVIDs through the demo server's OIDC
+ *      discovery, and an API that wants its access tokens) and `tessera helper`,
+ *      which exchanges the endpoint's JWT-SVID for an access token and keeps it
+ *      fresh in a file;
+ *   4. starts the endpoint (serve.js) with policy.cedar and that token file, then
+ *      the caller (caller.js); the endpoint answers /v1/chat by asking the provider;
+ *   5. prints each call and its outcome, then the endpoint's audit lines for the
  *      denied calls, and checks every outcome against what the policy says.
  * Exits 0 when every outcome is the expected one.
  * Options (env): TESSERA_ADMIN_SOCKET, SPIFFE_ENDPOINT_SOCKET, TESSERA_TRUST_DOMAIN,
  * TESSERA_PARENT_ID override the demo's defaults.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { AdminClient } from '../../cli/admin-client';
 import { demoPaths } from '../../scripts/demo-paths';
 import { TesseraError, X509Source, type X509SVIDWithKey } from '../../sdk/index';
+import { startTokenEndpoint } from './provider-stand-in';
 
 const demo = demoPaths();
 const td = demo.trustDomain;
@@ -27,6 +35,9 @@ const agentSocket = (process.env.SPIFFE_ENDPOINT_SOCKET ?? demo.agentSocket).rep
 const parent = process.env.TESSERA_PARENT_ID ?? demo.alias;
 const ENDPOINT = `spiffe://${td}/ai/endpoint`;
 const CALLER = `spiffe://${td}/ai/caller`;
+/** the audience the provider was told to expect (chosen when Tessera is registered there) */
+const PROVIDER_AUD = 'https://api.model-provider.example';
+const TESSERA_BIN = path.join(demo.root, 'bin', 'tessera.js');
 const uid = process.getuid?.() ?? 0;
 
 /** What policy.cedar allows, call by call (authn: how the caller authenticated). */
@@ -62,12 +73,19 @@ function exited(p: ChildProcess): Promise<number> {
 
 async function register(): Promise<void> {
   const admin = new AdminClient(adminSocket);
-  for (const [id, hint] of [[ENDPOINT, 'ai-endpoint'], [CALLER, 'ai-caller']] as const) {
+  // The endpoint may get JWT-SVIDs only for the provider (single-use: jti), the caller only for the endpoint.
+  const entries = [
+    { spiffe_id: ENDPOINT, hint: 'ai-endpoint', jwt_audiences: [PROVIDER_AUD], jwt_jti: true },
+    { spiffe_id: CALLER, hint: 'ai-caller', jwt_audiences: [ENDPOINT] },
+  ];
+  for (const { spiffe_id: id, ...fields } of entries) {
     try {
-      await admin.request('POST', '/v1/entries', { entries: [{ spiffe_id: id, parent_id: parent, selectors: [`unix:uid:${uid}`], hint }] });
-      process.stdout.write(`registered ${id} (hint ${hint}) for unix:uid:${uid} under ${parent}\n`);
+      await admin.request('POST', '/v1/entries', { entries: [{ spiffe_id: id, parent_id: parent, selectors: [`unix:uid:${uid}`], ...fields }] });
+      process.stdout.write(`registered ${id} (hint ${fields.hint}, jwt audiences ${fields.jwt_audiences.join(', ')}) for unix:uid:${uid} under ${parent}\n`);
     } catch (e) {
       if (!(e instanceof TesseraError && e.code === 'ALREADY_EXISTS')) throw e;
+      const found = await admin.request<{ entries: Array<{ id: string }> }>('GET', `/v1/entries?spiffe_id=${encodeURIComponent(id)}&parent_id=${encodeURIComponent(parent)}`);
+      await admin.request('PATCH', '/v1/entries', { entries: found.entries.map((x) => ({ id: x.id, ...fields })) });
       process.stdout.write(`${id} is already registered\n`);
     }
   }
@@ -100,9 +118,35 @@ async function main(): Promise<void> {
   await register();
   await bothServed(60_000);
   const env = { ...process.env, SPIFFE_ENDPOINT_SOCKET: `unix://${agentSocket}` };
-  const endpoint = spawn(process.execPath, [path.join(__dirname, 'serve.js')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+
+  // The model provider, and the helper that trades the endpoint's JWT-SVID for its access token.
+  if (!existsSync(demo.oidcIssuerFile)) throw new Error('the demo serves no OIDC discovery yet: restart `npm start`');
+  const issuer = readFileSync(demo.oidcIssuerFile, 'utf8').trim();
+  const provider = await startTokenEndpoint({ issuer, audience: PROVIDER_AUD, grant: 'jwt-bearer', requireJti: true, expiresIn: 3600 });
+  const work = path.join(demo.base, 'ai-example');
+  mkdirSync(work, { recursive: true, mode: 0o700 });
+  const creds = path.join(work, 'creds');
+  const helperConfig = path.join(work, 'helper.json');
+  writeFileSync(helperConfig, JSON.stringify({
+    agent_address: `unix://${agentSocket}`,
+    cert_dir: creds,
+    spiffe_id: ENDPOINT,
+    svid_file_name: '', svid_key_file_name: '', svid_bundle_file_name: '',
+    token_exchanges: [{ token_endpoint: provider.url, grant: 'jwt-bearer', jwt_audience: PROVIDER_AUD, access_token_file_name: 'provider.token' }],
+  }, null, 2));
+  const helper = spawn(process.execPath, [TESSERA_BIN, 'helper', '--config', helperConfig], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const helperLog = lines(helper);
+  const endpoint = spawn(process.execPath, [path.join(__dirname, 'serve.js'), '--model-url', provider.apiUrl, '--model-token-file', path.join(creds, 'provider.token')], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const endpointLog = lines(endpoint);
   try {
+    await new Promise<void>((resolve, reject) => {
+      const t = setInterval(() => helperLog.some((l) => l.event === 'helper_files_written') && (clearInterval(t), resolve()), 50);
+      void exited(helper).then((code) => (clearInterval(t), reject(new Error(`tessera helper exited (${code}) before it wrote the access token`))));
+    });
+    process.stdout.write(`tessera helper exchanged ${ENDPOINT}'s JWT-SVID for a model-provider access token (${path.join(creds, 'provider.token')}, 0600)\n`);
     const ready = await new Promise<Record<string, any>>((resolve, reject) => {
       const t = setInterval(() => {
         const l = endpointLog.find((x) => x.event === 'endpoint_ready');
@@ -130,15 +174,21 @@ async function main(): Promise<void> {
       const r = calls[i];
       return !r || r.call !== e.call || r.authn !== e.authn || r.outcome !== e.outcome || (e.tools && JSON.stringify(r.tools) !== JSON.stringify(e.tools));
     });
+    const chats = calls.filter((r) => r.call === 'POST /v1/chat');
+    const fromProvider = chats.every((r) => String(r.detail).includes('model-provider stand-in')) && provider.apiCalls.filter((s) => s === ENDPOINT).length >= chats.length;
+    process.stdout.write(`\nthe model provider answered ${provider.apiCalls.length} calls from ${[...new Set(provider.apiCalls)].join(', ')}, each with an access token from tessera helper\n`);
+    if (!fromProvider) wrong.push({ call: 'POST /v1/chat (through the model provider)', authn: '-', outcome: 'allowed' });
     if (code !== 0 || calls.length !== EXPECTED.length || wrong.length > 0) {
       process.stdout.write(`\nunexpected: caller exit ${code}, ${calls.length} calls; differs from policy.cedar at ${wrong.map((w) => `${w.authn} ${w.call}`).join('; ') || '-'}\n`);
       process.exitCode = 1;
     } else {
-      process.stdout.write(`\nevery outcome is what policy.cedar says (${calls.length} calls); no API key anywhere\n`);
+      process.stdout.write(`\nevery outcome is what policy.cedar says (${calls.length} calls); no API key anywhere: not for the endpoint, not for the model provider\n`);
     }
   } finally {
     endpoint.kill('SIGTERM');
-    await exited(endpoint);
+    helper.kill('SIGTERM');
+    await Promise.all([exited(endpoint), exited(helper)]);
+    await provider.close();
   }
 }
 

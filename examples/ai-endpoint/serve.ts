@@ -1,6 +1,7 @@
 /**
  * The AI endpoint as its own process:
  *   SPIFFE_ENDPOINT_SOCKET=unix:///path/api.sock node dist/examples/ai-endpoint/serve.js [--policy FILE] [--port N] [--hint H]
+ *       [--model-url URL --model-token-file FILE]
  * It presents the SVID whose entry has hint H (default `ai-endpoint`), takes
  * JWT-SVIDs for its own SPIFFE ID as audience, enforces the Cedar policy file
  * (reloaded when it changes) and logs JSON lines (pino) to stdout: one
@@ -18,6 +19,8 @@ async function main(): Promise<void> {
       policy: { type: 'string', default: path.join(__dirname, '..', '..', '..', 'examples', 'ai-endpoint', 'policy.cedar') },
       port: { type: 'string', default: '0' },
       hint: { type: 'string', default: 'ai-endpoint' },
+      'model-url': { type: 'string' },
+      'model-token-file': { type: 'string' },
     },
   });
   const log = pino({ base: { service: 'ai-endpoint' } });
@@ -27,7 +30,11 @@ async function main(): Promise<void> {
   await Promise.all([source.ready(20_000), jwt.ready(20_000)]);
   const me = source.svid().spiffeId;
   const policy = PolicyFile.load(values.policy!, { log, pollMs: 200 });
-  const endpoint = await startAiEndpoint({ source, picker, jwt, audience: me, policy, log, port: Number(values.port) });
+  const modelUrl = values['model-url'];
+  const modelTokenFile = values['model-token-file'];
+  if (Boolean(modelUrl) !== Boolean(modelTokenFile)) throw new Error('give --model-url and --model-token-file together');
+  const model = modelUrl && modelTokenFile ? { url: modelUrl, tokenFile: modelTokenFile } : undefined;
+  const endpoint = await startAiEndpoint({ source, picker, jwt, audience: me, policy, log, port: Number(values.port), model });
   log.info({ event: 'endpoint_ready', port: endpoint.port, spiffe_id: me, policy: values.policy }, 'ai endpoint ready');
   const stop = () =>
     void endpoint.close().then(() => {

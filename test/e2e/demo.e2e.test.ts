@@ -88,6 +88,11 @@ it('npm start shows the demo workload SVID; the AI-endpoint example runs against
         expect(typeof l.correlation_id).toBe('string');
       }
       expect(ex.out).not.toMatch(/eyJ[\w-]+\.eyJ/); // no token in anything printed
+      // /v1/chat went to the model-provider stand-in with an access token from tessera helper, no API key
+      expect(ex.out).toMatch(new RegExp(`tessera helper exchanged spiffe://${td}/ai/endpoint's JWT-SVID for a model-provider access token`));
+      const answered = new RegExp(`the model provider answered (\\d+) calls from spiffe://${td}/ai/endpoint, each with an access token`).exec(ex.out);
+      expect(Number(answered?.[1])).toBeGreaterThanOrEqual(2); // both chats, over mTLS and with a JWT-SVID
+      expect(ex.out).not.toMatch(/at-[0-9a-f]{32}/);
 
       expect(await stop(demo)).toBe(0);
       expect(await refused(agentApiPort)).toBe(true); // the server is gone too

@@ -75,7 +75,9 @@ async function main(): Promise<void> {
         res.on('end', () => (res.statusCode === 200 && JSON.parse(body).caller ? resolve(peerSerial) : reject(new Error(`status ${res.statusCode} ${body}`))));
       });
       req.on('socket', (sock: TLSSocket) => {
-        sock.once('secureConnect', () => (phase = `tls up (${sock.getProtocol()})`));
+        // a reused keep-alive socket is already up; only a new one gets a listener
+        if (sock.getProtocol()) phase = `tls up (${sock.getProtocol()}, reused)`;
+        else sock.once('secureConnect', () => (phase = `tls up (${sock.getProtocol()})`));
       });
       req.on('finish', () => (phase += ', request sent'));
       req.on('error', (e: Error) => reject(new Error(`${e.message} [${phase}]`)));

@@ -5,13 +5,13 @@ import readline from 'node:readline';
 import { TESSERA_BIN, removeDir, shortTempDir, startAgentProcess, startServerProcess, stopAndRemove, type AgentProcess, type ServerProcess } from '../../helpers/processes';
 import { freePort } from '../../helpers/free-port';
 import { waitFor } from '../../helpers/security';
-import { startTokenEndpoint, type TokenEndpoint } from '../../helpers/token-endpoint';
+import { startTokenEndpoint, type TokenEndpoint } from '../../../examples/ai-endpoint/provider-stand-in';
 import { JWTSource, TokenSource } from '../../../sdk/index';
 
 /**
  * Keyless access to model providers (workload identity federation) end to end:
  * the real server serves OIDC discovery, the real agent hands out JWT-SVIDs, and
- * two stand-ins for the providers' token endpoints (test/helpers/token-endpoint.ts,
+ * two stand-ins for the providers' token endpoints (examples/ai-endpoint/provider-stand-in.ts,
  * built as OpenAI's RFC 8693 exchange and Anthropic's RFC 7523 jwt-bearer grant
  * are documented; the real ones cannot be reached from here) validate them through
  * discovery and answer access tokens. The SDK's TokenSource and the helper's

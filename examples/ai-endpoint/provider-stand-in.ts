@@ -4,9 +4,10 @@ import { randomBytes } from 'node:crypto';
 import * as jose from 'jose';
 
 /**
- * A stand-in for a model provider's token endpoint (OpenAI's and Anthropic's
- * cannot be reached from the test machine), behaving as their public
- * documentation says for workload identity federation:
+ * A stand-in for a model provider (OpenAI's and Anthropic's services cannot be
+ * reached from the test machine, and the example must run offline), behaving as
+ * their public documentation says for workload identity federation. The token
+ * endpoint (`POST /v1/oauth/token`):
  *   - it finds the keys through OIDC discovery of the registered issuer
  *     (`<issuer>/.well-known/openid-configuration` → `jwks_uri`), as "discovery" mode;
  *   - it validates the JWT-SVID: `kid` header and signature by that key, `iss`
@@ -20,7 +21,9 @@ import * as jose from 'jose';
  *     `{error: "invalid_grant" | "invalid_request" | "unsupported_grant_type", error_description}`.
  * Its JWKS cache behaves like jose's remote key set (and so like a typical
  * relying party): keys are fetched again on an unknown `kid` at most once per
- * `cooldownMs`, and after `maxAgeMs` anyway.
+ * `cooldownMs`, and after `maxAgeMs` anyway. The API (`POST /v1/messages`)
+ * answers a canned completion to a request with a valid, unexpired access token
+ * (`Authorization: Bearer ...`) and 401 otherwise.
  */
 export interface TokenEndpointOptions {
   issuer: string;
@@ -35,8 +38,12 @@ export interface TokenEndpointOptions {
 
 export interface TokenEndpoint {
   url: string;
+  /** the API the access tokens are for: `POST /v1/messages` (the token endpoint is `url`) */
+  apiUrl: string;
   issued: Array<{ accessToken: string; sub: string; kid: string; jti?: string; at: number; expiresAt: number }>;
   refused: Array<{ error: string; description: string }>;
+  /** API calls answered, by the SPIFFE ID the access token was issued to */
+  apiCalls: string[];
   close(): Promise<void>;
 }
 
@@ -53,7 +60,16 @@ export async function startTokenEndpoint(o: TokenEndpointOptions): Promise<Token
   const issued: TokenEndpoint['issued'] = [];
   const refused: TokenEndpoint['refused'] = [];
 
+  const apiCalls: string[] = [];
   const server = http.createServer((req, res) => {
+    if (req.url === '/v1/messages') {
+      req.resume();
+      const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+      const t = m && issued.find((i) => i.accessToken === m[1] && i.expiresAt > Date.now());
+      if (!t) return void res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid or expired access token' }));
+      apiCalls.push(t.sub);
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ content: [{ type: 'text', text: `a completion from the model-provider stand-in for ${t.sub}` }] }));
+    }
     let raw = '';
     req.on('data', (c) => (raw += c));
     req.on('end', () => {
@@ -94,10 +110,13 @@ export async function startTokenEndpoint(o: TokenEndpointOptions): Promise<Token
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/oauth/token`,
+    url: `${base}/v1/oauth/token`,
+    apiUrl: `${base}/v1/messages`,
     issued,
     refused,
+    apiCalls,
     close: () => new Promise((r) => server.close(() => r())),
   };
 }
