@@ -169,6 +169,10 @@ export async function startHelper(c: HelperConfig, o: { once: boolean; log: Logg
     return ts.start();
   });
 
+  // The sources' reconnect timers do not hold the process (a library must not keep its
+  // host alive); the helper is the host and runs until it is stopped.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+
   let onceTimer: NodeJS.Timeout | undefined;
   if (o.once) {
     onceTimer = setTimeout(() => {
@@ -191,6 +195,7 @@ export async function startHelper(c: HelperConfig, o: { once: boolean; log: Logg
   async function stop(): Promise<void> {
     if (stopped) return;
     stopped = true;
+    clearInterval(keepAlive);
     clearTimeout(onceTimer);
     for (const t of timers) clearTimeout(t);
     for (const e of exchanges) e.close();

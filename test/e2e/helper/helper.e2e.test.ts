@@ -233,10 +233,21 @@ it('signals the process named by a pid file (read again each time) and runs on_c
   expect(existsSync(path.join(work, 'exits', 'svid.pem'))).toBe(true); // it ran after the first write
 });
 
-it('measured: from a new agent\'s start (attestation, sync, signing) to all helper files written, helper and agent started together', async () => {
+it('with the agent gone the last good files stay; measured: from a new agent\'s start (attestation, sync, signing) to all helper files written, helper and agent started together', async () => {
   const out = path.join(work, 'startup');
   const old = agent;
+  // first: a daemon helper whose agent goes away keeps its last good files and keeps running
+  const survives = path.join(work, 'survives');
+  const d = startHelperProcess({ cert_dir: survives, svid_hint: 'web' });
+  await waitFor('its first write', () => d.lines.some((l) => l.event === 'helper_files_written'), 30_000);
   await old.stop();
+  await waitFor('the helper to notice the agent is gone', () => d.lines.some((l) => l.event === 'helper_agent_unavailable'), 30_000);
+  expect(d.proc.exitCode).toBeNull();
+  const kept = readPair(survives);
+  expect(matches(kept.cert, kept.key)).toBe(true);
+  expect(Date.parse(new X509Certificate(kept.cert).validTo)).toBeGreaterThan(Date.now());
+  await stopHelper(d);
+
   const dir = shortTempDir('tag-');
   const h = startHelperProcess({ agent_address: `unix://${path.join(dir, 'public', 'api.sock')}`, cert_dir: out, svid_hint: 'web', jwt_svids: [{ jwt_audience: API, jwt_svid_file_name: 'api.token' }], once_timeout: 60 }, ['--once']);
   try {
