@@ -20,6 +20,8 @@ import { startWorkloadAPI } from './workloadapi/server';
 import { createAgentMetrics } from './telemetry';
 import { ensureTrustedDir } from '../common/fs/trusted-dir';
 import { Closers } from '../common/closers';
+import { systemClock } from '../common/clock';
+import { IdentityAnomalies } from '../common/anomaly/identity-anomalies';
 
 const generateKeyPair = promisify(genCb);
 
@@ -66,6 +68,12 @@ async function start(config: AgentConfig, rootLog: Logger, log: Logger, opened: 
   );
 
   const metrics = createAgentMetrics(() => manager.stats());
+  // Identity-use anomalies: each uid's Workload API calls (JWT-SVIDs per audience set) and denials.
+  const anomalies = new IdentityAnomalies(config.anomaly, {
+    log: subsystem(rootLog, 'anomaly'),
+    onAnomaly: (kind) => metrics.anomalies.inc({ kind }),
+    now: () => systemClock.now().getTime(),
+  });
   const api = opened.add(
     await startWorkloadAPI({
       socketPath: config.socketPath,
@@ -73,7 +81,10 @@ async function start(config: AgentConfig, rootLog: Logger, log: Logger, opened: 
       attestor: new UnixWorkloadAttestor(),
       trustDomain: config.trustDomain,
       log: rootLog,
-      onCall: (rpc, code) => metrics.calls.inc({ rpc, code }),
+      onCall: (rpc, code, caller) => {
+        metrics.calls.inc({ rpc, code });
+        if (caller) anomalies.record(`uid:${caller.uid}`, caller.note ? `${rpc} ${caller.note}` : rpc, code === 'PERMISSION_DENIED', { uid: caller.uid, rpc });
+      },
       limits: config.workloadApi,
       onRefused: (reason) => metrics.refused.inc({ listener: 'workload_api', reason }),
     }),

@@ -4,6 +4,7 @@ import { invalidArgument } from '../common/errors';
 import { boolish, hostPort, logLevel, overlayEnv, overlayFlags, parseConfig, readConfigFile, trustDomainField } from '../common/config/load';
 
 import { defaultAgentSocket } from '../common/fs/runtime-paths';
+import { anomalyConfig, type AnomalyConfig } from '../common/anomaly/identity-anomalies';
 
 /** The agent's default socket for the uid it runs as: /run/tessera/... as root, else /tmp/tessera-<uid>/... */
 export const DEFAULT_AGENT_SOCKET = defaultAgentSocket();
@@ -26,6 +27,7 @@ const schema = z
     log_level: logLevel,
     reattest_on_eviction: boolish.default(false),
     sync_wait: z.coerce.number().int().min(1).max(300).default(30),
+    anomaly: anomalyConfig,
     workload_api: z
       .object({
         max_connections: z.coerce.number().int().min(1).max(1_000_000).default(1024),
@@ -63,6 +65,7 @@ export interface AgentConfig {
   reattestOnEviction: boolean;
   syncWait: number;
   workloadApi: { maxConnections: number; maxConnectionsPerUid: number; firstRequestTimeoutMs: number };
+  anomaly: AnomalyConfig;
 }
 
 export const AGENT_ENV: Record<string, string> = {
@@ -121,6 +124,7 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv): Agen
     logLevel: c.log_level,
     reattestOnEviction: c.reattest_on_eviction,
     syncWait: c.sync_wait,
+    anomaly: c.anomaly,
     workloadApi: {
       maxConnections: c.workload_api.max_connections,
       maxConnectionsPerUid: c.workload_api.max_connections_per_uid,

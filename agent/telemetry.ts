@@ -42,5 +42,11 @@ export function createAgentMetrics(stats: () => { cachedSVIDs: number; rotations
       else this.reset();
     },
   });
-  return { registry, calls, refused };
+  const anomalies = new Counter({
+    name: 'tessera_identity_anomalies_total',
+    help: 'identity_anomaly audit events: a caller (uid) bursting far above its own baseline, by kind (requests, denials)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  return { registry, calls, refused, anomalies };
 }

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { anomalyConfig, type AnomalyConfig } from '../common/anomaly/identity-anomalies';
 import { boolish, hostPort, logLevel, overlayEnv, overlayFlags, parseConfig, readConfigFile, trustDomainField, seconds } from '../common/config/load';
 import { defaultRotationInterval } from './ca/rotation';
 import { defaultAdminSocket } from '../common/fs/runtime-paths';
@@ -58,6 +59,7 @@ const schema = z
         x509pop: z.object({ ca_bundle_file: z.string().min(1) }).optional(),
       })
       .default({ join_token: true }),
+    anomaly: anomalyConfig,
     rate_limits: z
       .object({
         attestation_per_second: z.coerce.number().positive().default(1),
@@ -168,6 +170,7 @@ export interface ServerConfig {
   upstreamAuthority?: { type: 'disk'; certFile: string; keyFile: string; bundleFile?: string };
   nodeAttestors: { joinToken: boolean; x509pop?: { caBundleFile: string } };
   rateLimits: { attestationPerSecond: number; signingPerSecond: number };
+  anomaly: AnomalyConfig;
   agentSyncMaxWait: number;
   agentApi: { maxConnections: number; maxConnectionsPerIp: number; firstRequestTimeoutMs: number };
   /** issue #4; absent when the file has no `federation` section */
@@ -262,6 +265,7 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Se
       joinToken: c.node_attestors.join_token,
       x509pop: c.node_attestors.x509pop && { caBundleFile: path.resolve(c.node_attestors.x509pop.ca_bundle_file) },
     },
+    anomaly: c.anomaly,
     rateLimits: {
       attestationPerSecond: c.rate_limits.attestation_per_second,
       signingPerSecond: c.rate_limits.signing_per_second,

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { IdentityAnomalies } from '../common/anomaly/identity-anomalies';
 import { chmodSync, lstatSync, unlinkSync, readFileSync } from 'node:fs';
 import { X509Certificate, generateKeyPair as generateKeyPairCb, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -160,6 +161,11 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Pr
       signingPerSecond: config.rateLimits.signingPerSecond,
       maxWaitSeconds: config.agentSyncMaxWait,
       ledger,
+      anomalies: new IdentityAnomalies(config.anomaly, {
+        log: subsystem(rootLog, 'anomaly'),
+        onAnomaly: (kind) => metrics.anomalies.inc({ kind }),
+        now: () => Date.now(),
+      }),
     }),
   );
   const agentServer = https.createServer(

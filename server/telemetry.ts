@@ -36,6 +36,12 @@ export function createServerMetrics() {
       labelNames: ['listener', 'reason'] as const,
       registers: [registry],
     }),
+    anomalies: new Counter({
+      name: 'tessera_identity_anomalies_total',
+      help: 'identity_anomaly audit events: an agent bursting far above its own baseline, by kind (requests, denials)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
     clockJumps: new Counter({
       name: 'tessera_clock_jumps_total',
       help: 'Wall-clock steps (forward or back) detected against the monotonic clock',

@@ -19,8 +19,12 @@ export interface CallDeps {
   /** Bare name of the agent's own trust domain. */
   trustDomain: string;
   log: Logger;
-  /** Called once per call with the status it ended with (a gRPC code name such as `OK`). */
-  onCall?: (rpc: WorkloadRPC, code: string) => void;
+  /**
+   * Called once per call with the status it ended with (a gRPC code name such as
+   * `OK`) and, once attested, the caller's uid and the call's note (a
+   * FetchJWTSVID's audiences), for metrics and identity-use anomalies.
+   */
+  onCall?: (rpc: WorkloadRPC, code: string, caller?: { uid: number; note?: string }) => void;
   connections: { get(id: string): Connection | undefined };
   /** True once close() has started: new calls get Unavailable. */
   closing(): boolean;
@@ -52,6 +56,8 @@ export const statusName = (code: grpc.status): string => grpc.status[code] ?? St
 /** The per-call steps every RPC shares, in the order the spec wants them. */
 export class CallContext {
   private caller?: CallerInfo;
+  /** what distinguishes this call for anomaly tracking (FetchJWTSVID: its audiences), at most 256 characters */
+  note?: string;
   private counted = false;
   private logger?: Logger;
   private readonly logFields: Record<string, unknown>;
@@ -129,7 +135,7 @@ export class CallContext {
     if (this.counted) return;
     this.counted = true;
     if (this.deps.log.isLevelEnabled('debug')) this.log.debug({ [F.code]: statusName(code) }, 'workload api call finished');
-    this.deps.onCall?.(this.rpc, statusName(code));
+    this.deps.onCall?.(this.rpc, statusName(code), this.caller && { uid: this.caller.uid, note: this.note?.slice(0, 256) });
   }
 }
 

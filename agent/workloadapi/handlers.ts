@@ -62,6 +62,7 @@ export function workloadHandlers(deps: CallDeps, streams: OpenStreams): grpc.Unt
       if (audience.length === 0) throw invalid('audience must be specified');
       if (audience.some((a) => a === '')) throw invalid('audience must not contain an empty string');
       checkAudience(audience); // the same caps as the server's (INVALID_ARGUMENT naming the limit)
+      ctx.note = [...audience].sort().join(',');
       let wanted: string | undefined;
       if (req.spiffe_id) {
         try {

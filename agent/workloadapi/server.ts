@@ -9,7 +9,6 @@ import type { WorkloadIdentitySource } from '../manager/identity-source';
 import type { CallDeps, WorkloadAttestor } from './calls';
 import { ConnectionRegistry, type ConnectionPeerCredOps } from './connections';
 import { workloadHandlers } from './handlers';
-import type { WorkloadRPC } from '../../common/workloadapi/proto';
 import { workloadServerService } from './server-service';
 import { OpenStreams } from './stream';
 import { ConnectionLimits, type RefusalReason } from '../../common/net/connection-limits';
@@ -26,7 +25,7 @@ export interface WorkloadAPIOptions {
   trustDomain: string;
   log: Logger;
   /** Called once per finished call, with the RPC name and the status code name (`OK`, `PERMISSION_DENIED`, ...). */
-  onCall?: (rpc: WorkloadRPC, code: string) => void;
+  onCall?: CallDeps['onCall'];
   /** Peer credential and pidfd calls; default `require('@tessera/peercred')`. */
   peercred?: ConnectionPeerCredOps;
   /** How long close() lets connections drain before cutting them; default 5000 ms. */

@@ -20,6 +20,7 @@ import { RateLimiter } from './rate-limit';
 import { body, derField, errorHandler, intParam } from './http';
 import { checkAudience } from '../../common/jwtsvid/audience';
 import { disallowedAudiences } from '../../common/jwtsvid/audience-allowlist';
+import type { IdentityAnomalies } from '../../common/anomaly/identity-anomalies';
 
 export const MAX_BATCH = 1000;
 
@@ -39,6 +40,8 @@ export interface AgentApiDeps {
   maxWaitSeconds: number;
   /** records which authority signed each SVID, to count what still depends on a tainted key */
   ledger?: Pick<SVIDLedger, 'record'>;
+  /** identity-use anomalies per agent (requests by route, JWT-SVIDs per audience set, denials) */
+  anomalies?: Pick<IdentityAnomalies, 'record'>;
 }
 
 type AgentRequest = Request & { node?: AttestedNode };
@@ -62,6 +65,18 @@ export function agentApi(d: AgentApiDeps): Router {
   const signLimit = new RateLimiter(d.signingPerSecond, 'signing');
   const log = d.log;
   r.use(express.json({ limit: '8mb' }));
+  // Each authenticated agent request, once answered, feeds anomaly detection (the agent is known by then).
+  if (d.anomalies) {
+    const anomalies = d.anomalies;
+    r.use((req: AgentRequest, res, next) => {
+      res.on('finish', () => {
+        if (!req.node) return;
+        const aud = req.path === '/agent/v1/jwt-svids' && Array.isArray(req.body?.audience) ? ` ${[...(req.body.audience as unknown[])].map(String).sort().join(',').slice(0, 256)}` : '';
+        anomalies.record(req.node.spiffeId, `${req.method} ${req.path}${aud}`, res.statusCode === 403, { [F.agentId]: req.node.spiffeId });
+      });
+      next();
+    });
+  }
 
   const remoteOf = (req: Request) => req.socket.remoteAddress ?? 'unknown';
 
