@@ -106,16 +106,32 @@ export function validateX509SVIDChain(
     }
   });
 
-  const leaf = certs[0];
-  const id = leafSpiffeId(leaf.cert);
-  if (isCA(leaf.cert)) throw reject('leaf-is-ca', 'leaf certificate is a CA (basicConstraints cA=true)');
-  if (hasUsage(leaf.cert, x509.KeyUsageFlags.keyCertSign)) throw reject('leaf-key-cert-sign', 'leaf certificate has the keyCertSign key usage');
-  if (hasUsage(leaf.cert, x509.KeyUsageFlags.cRLSign)) throw reject('leaf-crl-sign', 'leaf certificate has the cRLSign key usage');
+  return typedParse(reject, () => {
+    const leaf = certs[0]!;
+    const id = leafSpiffeId(leaf.cert);
+    if (isCA(leaf.cert)) throw reject('leaf-is-ca', 'leaf certificate is a CA (basicConstraints cA=true)');
+    if (hasUsage(leaf.cert, x509.KeyUsageFlags.keyCertSign)) throw reject('leaf-key-cert-sign', 'leaf certificate has the keyCertSign key usage');
+    if (hasUsage(leaf.cert, x509.KeyUsageFlags.cRLSign)) throw reject('leaf-crl-sign', 'leaf certificate has the cRLSign key usage');
 
-  const rootDers = bundles(id.trustDomain);
-  if (!rootDers || rootDers.length === 0) throw reject('no-bundle', `no trust bundle for trust domain ${id.trustDomain}`);
-  checkPath(certs, rootDers, now, `the bundle of trust domain ${id.trustDomain}`, reject);
-  return { spiffeId: id.toString(), leaf: leaf.node };
+    const rootDers = bundles(id.trustDomain);
+    if (!rootDers || rootDers.length === 0) throw reject('no-bundle', `no trust bundle for trust domain ${id.trustDomain}`);
+    checkPath(certs, rootDers, now, `the bundle of trust domain ${id.trustDomain}`, reject);
+    return { spiffeId: id.toString(), leaf: leaf.node };
+  });
+}
+
+/**
+ * Runs checks that read extensions: @peculiar/x509 decodes them lazily, so a
+ * certificate whose outer DER parses can still hold an extension that throws a
+ * plain Error (found by fuzzing). Any such error is a malformed certificate.
+ */
+function typedParse<T>(fail: PathReject, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof TesseraError) throw e;
+    throw fail('malformed', `a certificate of the chain has a malformed extension: ${(e as Error)?.message ?? String(e)}`, e);
+  }
 }
 
 /** How a path failure is reported: SVID validation and x509pop attestation wrap it differently. */
@@ -141,7 +157,7 @@ export function checkCertificatePath(chain: Buffer[], rootDers: Buffer[], now: D
       throw fail('malformed', `certificate ${i} of the chain is not a valid DER certificate: ${(e as Error).message}`, e);
     }
   });
-  return checkPath(certs, rootDers, now, anchors, fail);
+  return typedParse(fail, () => checkPath(certs, rootDers, now, anchors, fail));
 }
 
 function checkPath(certs: Parsed[], rootDers: Buffer[], now: Date, anchors: string, fail: PathReject): Buffer {

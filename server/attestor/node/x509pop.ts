@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { X509Certificate, createHash, randomBytes, verify as cryptoVerify } from 'node:crypto';
-import { invalidArgument, permissionDenied } from '../../../common/errors';
+import { invalidArgument, permissionDenied, TesseraError } from '../../../common/errors';
 import type { Selector } from '../../datastore/datastore';
 import { X509POP_CONTEXT } from '../../../common/x509pop';
 import { checkCertificatePath } from '../../../common/x509svid/validate';
@@ -63,8 +63,17 @@ export class X509PopAttestor implements NodeAttestor {
       }
     });
     const leaf = chain[0]!;
-    checkLeaf(leaf);
-    const path = this.verifyChain(chain);
+    // @peculiar/x509 decodes extensions lazily and throws plain Errors on malformed ones (found by fuzzing)
+    let path: X509Certificate[];
+    let legacy: string[];
+    try {
+      checkLeaf(leaf);
+      path = this.verifyChain(chain);
+      legacy = legacyAgentIds(leaf.raw, path[0]!);
+    } catch (e) {
+      if (e instanceof TesseraError) throw e;
+      throw invalidArgument(`x509pop certificate has a malformed extension: ${(e as Error)?.message ?? String(e)}`);
+    }
     const fp = (c: X509Certificate) => c.fingerprint.replace(/:/g, '').toLowerCase();
     const selectors: Selector[] = [{ type: 'x509pop', value: `serialnumber:${leaf.serialNumber.toLowerCase()}` }];
     const cn = /(?:^|\n)CN=([^\n]*)/.exec(leaf.subject)?.[1];
@@ -77,7 +86,7 @@ export class X509PopAttestor implements NodeAttestor {
         agentId: agentIdFor(this.trustDomain, this.type, x509popAgentSuffix(leaf.raw)),
         selectors,
         canReattest: true,
-        legacyAgentIds: legacyAgentIds(leaf.raw, path[0]!).map((h) => agentIdFor(this.trustDomain, this.type, h)),
+        legacyAgentIds: legacy.map((h) => agentIdFor(this.trustDomain, this.type, h)),
       },
     };
     return { challenge: state.nonce, state };
