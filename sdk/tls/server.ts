@@ -1,5 +1,6 @@
 import type { SecureContextOptions, Server as TLSServer, TLSSocket } from 'node:tls';
 import { TLS_OPTIONS } from '../../common/tls';
+import { permissionDenied } from '../../common/errors';
 import { derToPem } from '../../common/pem';
 import type { X509Source, SVIDPicker } from '../source/x509-source';
 import type { Authorizer } from './authorizers';
@@ -15,7 +16,7 @@ export interface MTLSServerConfig {
   /** which of the workload's SVIDs to present; default its default identity */
   picker?: SVIDPicker;
   /**
-   * `require` (default): mTLS, a peer without a valid SVID cannot connect;
+   * `require` (default): mTLS, a peer without a valid SVID is refused before any request is read;
    * `optional`: a peer may present an SVID (it is verified, and refused when
    * invalid) or none (it can then authenticate with a JWT-SVID, see spiffeAuth);
    * `none`: TLS with the server's SVID only (go-spiffe's TLSServerConfig).
@@ -47,7 +48,11 @@ function secureContext(c: MTLSServerConfig): SecureContextOptions {
  */
 export function mtlsServerOptions(c: MTLSServerConfig) {
   const mode = c.clientCert ?? 'require';
-  return { ...secureContext(c), requestCert: mode !== 'none', rejectUnauthorized: mode === 'require' };
+  // As go-spiffe does (RequireAnyClientCert + its own VerifyPeerCertificate): OpenSSL asks
+  // for the certificate, and attachMTLSServer decides, by the SPIFFE rules, before any
+  // request is read. With rejectUnauthorized, Node destroys a socket whose certificate
+  // OpenSSL's own check refused without any event, so a refusal could not be seen or reported.
+  return { ...secureContext(c), requestCert: mode !== 'none', rejectUnauthorized: false };
 }
 
 /**
@@ -74,6 +79,7 @@ export function attachMTLSServer(server: TLSServer, c: MTLSServerConfig): () => 
     const chain = socketPeerChain(socket);
     if (mode === 'optional' && chain.length === 0) return; // no certificate: the application decides (a JWT-SVID, or nothing)
     try {
+      if (chain.length === 0) throw permissionDenied('the peer presented no certificate (an X509-SVID is required)');
       justVerified = verifyPeer(chain, bundles, c.authorizer);
       rememberPeer(socket, justVerified);
     } catch (e) {

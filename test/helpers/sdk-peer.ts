@@ -36,7 +36,12 @@ async function main(): Promise<void> {
   server.on('tlsClientError', (e: Error) => tlsErrors.push(e.message));
   // errors on accepted connections, and what the HTTP layer saw (diagnosis only)
   const serverSocketErrors: string[] = [];
-  server.on('secureConnection', (s: TLSSocket) => s.on('error', (e: NodeJS.ErrnoException) => serverSocketErrors.push(`${e.code ?? e.message}`)));
+  // what OpenSSL's own check said of peers the SDK accepted by the SPIFFE rules (diagnosis only)
+  const opensslWouldRefuse: string[] = [];
+  server.on('secureConnection', (s: TLSSocket) => {
+    s.on('error', (e: NodeJS.ErrnoException) => serverSocketErrors.push(`${e.code ?? e.message}`));
+    if (s.authorizationError) opensslWouldRefuse.push(String(s.authorizationError));
+  });
   server.on('clientError', (e: NodeJS.ErrnoException) => serverSocketErrors.push(`clientError ${e.code ?? e.message}`));
   server.on('listening', () => listening++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -120,7 +125,7 @@ async function main(): Promise<void> {
       clearInterval(timer);
       // the calls in flight finish first
       void Promise.allSettled([...pending]).then(() => {
-        emit({ type: 'summary', ok, failed, errors: errors.slice(0, 10), listening, rotations, server_serials: serverSerials.size, refusals, tls_errors: tlsErrors.slice(0, 10), server_socket_errors: serverSocketErrors.slice(0, 10) });
+        emit({ type: 'summary', ok, failed, errors: errors.slice(0, 10), listening, rotations, server_serials: serverSerials.size, refusals, tls_errors: tlsErrors.slice(0, 10), server_socket_errors: serverSocketErrors.slice(0, 10), openssl_would_refuse: opensslWouldRefuse.slice(0, 10) });
         process.exit(0);
       });
     }
