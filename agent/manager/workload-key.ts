@@ -21,7 +21,7 @@ const ECDSA_WITH_SHA256 = der.sequence(der.oid('1.2.840.10045.4.3.2'));
 
 /**
  * A fresh P-256 key pair. Async generation on purpose: a key made by
- * generateKeyPairSync can deadlock Node 20 when JWK-exported later (docs/pitfalls.md).
+ * generateKeyPairSync can deadlock Node 20 when JWK-exported later (the export holds a lock a GC callback wants again; the process hangs at 0 % CPU).
  */
 export async function newKeyPair(): Promise<{ privateKey: KeyObject; publicKey: KeyObject }> {
   return genKeyPair('ec', { namedCurve: 'P-256' });

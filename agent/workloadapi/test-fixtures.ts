@@ -51,7 +51,7 @@ export async function issue(o: { ca: boolean; uri: string; subject?: string; iss
 
 export const pkcs8Of = async (i: Issued): Promise<Buffer> => Buffer.from(await webcrypto.subtle.exportKey('pkcs8', i.keys.privateKey));
 
-/** A JWT signing key (async-generated: see the Node 20 JWK-export deadlock in docs/pitfalls.md) and its signer. */
+/** A JWT signing key (async-generated: on Node 20 a JWK export of a generateKeyPairSync key, as jose does, can hang the process) and its signer. */
 export async function jwtKey(kid: string): Promise<{ signer: JWTSVIDSigner; publicKey: KeyObject }> {
   const { privateKey, publicKey } = await promisify(generateKeyPair)('ec', { namedCurve: 'P-256' });
   const signer = new JWTSVIDSigner({

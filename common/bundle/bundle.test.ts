@@ -45,7 +45,7 @@ async function makeCA(kind: KeyKind, cn = 'Tessera Test CA'): Promise<Buffer> {
   return Buffer.from(cert.rawData);
 }
 
-/** A JWT public key, made asynchronously (never generateKeyPairSync: see docs/pitfalls.md). */
+/** A JWT public key, made asynchronously (never generateKeyPairSync: on Node 20 a JWK export of such a key can hang the process). */
 async function makeJWTKey(kind: KeyKind): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
   const gen = promisify(generateKeyPair);
   return kind === 'RSA' ? gen('rsa', { modulusLength: 2048 }) : gen('ec', { namedCurve: kind });

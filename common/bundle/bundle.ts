@@ -45,7 +45,7 @@ const byTrustDomain = (a: SpiffeBundle, b: SpiffeBundle) => (a.trustDomain < b.t
 
 /**
  * Public JWK members of a key. The key goes through SPKI DER first: JWK-exporting a
- * key made by generateKeyPairSync can deadlock Node 20 (docs/pitfalls.md), and one
+ * key made by generateKeyPairSync can deadlock Node 20 (the export holds a lock a GC callback wants again), and one
  * re-imported from DER is safe whatever its origin.
  */
 function publicJwk(key: KeyObject, what: string): Json {

@@ -6,8 +6,9 @@ import { invalidArgument } from '../errors';
  * Why hand-written: issuing X.509-SVIDs is the server's hot path, and no
  * maintained JS library encodes a certificate from a pre-encoded template with
  * only a few spliced fields at anything near the signing rate (the
- * @peculiar/x509 generator runs at ~1 % of `crypto.sign`, see
- * docs/pitfalls.md). This module only knows tag-length-value; it has no notion
+ * @peculiar/x509 generator runs at ~1 % of `crypto.sign`, measured on
+ * Node 20: 160–230 leaf certificates/s against ~17,600 P-256 signatures/s).
+ * This module only knows tag-length-value; it has no notion
  * of schemas. Anything structural that is not on the hot path (CA certificates,
  * CSR creation, profile checks) uses @peculiar/asn1-schema / @peculiar/x509.
  *

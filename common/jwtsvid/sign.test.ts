@@ -5,7 +5,7 @@ import { JWTSVIDSigner, type JWTSVIDSigningAlg } from './sign';
 const NOW = 1_800_000_000;
 const SUB = 'spiffe://example.org/web';
 
-/** Async generation: a generateKeyPairSync key can deadlock jose on Node 20 (docs/pitfalls.md). */
+/** Async generation: a generateKeyPairSync key can deadlock jose on Node 20 (a JWK export of such a key can hang the process). */
 function keyPair(alg: JWTSVIDSigningAlg): Promise<crypto.KeyPairKeyObjectResult> {
   return new Promise((resolve, reject) => {
     const done = (err: Error | null, publicKey: crypto.KeyObject, privateKey: crypto.KeyObject) =>

@@ -9,7 +9,7 @@ const SUB = 'spiffe://example.org/web';
 const AUD = 'spiffe://example.org/db';
 
 type Pair = { publicKey: crypto.KeyObject; privateKey: crypto.KeyObject };
-/** Async generation only: sync-generated keys can deadlock jose on Node 20 (docs/pitfalls.md). */
+/** Async generation only: sync-generated keys can deadlock jose on Node 20 (a JWK export of such a key can hang the process). */
 const gen = (type: 'ec' | 'rsa' | 'ed25519', opts: object): Promise<Pair> =>
   new Promise((resolve, reject) =>
     crypto.generateKeyPair(type as 'ec', opts as crypto.ECKeyPairKeyObjectOptions, (err, publicKey, privateKey) =>

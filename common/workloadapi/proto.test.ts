@@ -49,7 +49,7 @@ function fieldsOf(message: string): string[] {
 }
 
 describe('workload.proto messages', () => {
-  // The wire contract, from docs/spiffe-reference.md section 5: names and numbers must never change.
+  // The wire contract of the SPIFFE Workload API (workload.proto in the SPIFFE spec): names and numbers must never change.
   it.each([
     ['X509SVIDRequest', []],
     ['X509SVIDResponse', ['1 repeated X509SVID svids', '2 repeated bytes crl', '3 map<string, bytes> federated_bundles']],

@@ -30,7 +30,7 @@ export function assertKeyType(type: unknown): asserts type is KeyType {
 /**
  * Generates a private key of `type`. Always the async `crypto.generateKeyPair`:
  * on Node 20 a key from `generateKeyPairSync` can deadlock a later JWK export
- * (see docs/pitfalls.md), and jose JWK-exports any KeyObject it is handed.
+ * (on Node 20, JWK-exporting a generateKeyPairSync key can hang the process: a lock held by the export is wanted again by a GC callback), and jose JWK-exports any KeyObject it is handed.
  */
 export async function generatePrivateKey(type: KeyType): Promise<KeyObject> {
   assertKeyType(type);

@@ -1,4 +1,5 @@
-import { X509Certificate, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { X509Certificate, generateKeyPair, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,11 +86,14 @@ let svidDer: Buffer;
 let spiffeCaDer: Buffer;
 let rootCert: X509Certificate;
 let validToken: string;
-const jwtKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+// async generation: on Node 20 a JWK export (the bundle target below) of a generateKeyPairSync key can hang the process
+let jwtKey: { privateKey: KeyObject; publicKey: KeyObject };
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'fuzz-'));
-  const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const gen = promisify(generateKeyPair);
+  jwtKey = await gen('ec', { namedCurve: 'P-256' });
+  const k = await gen('ec', { namedCurve: 'P-256' });
   validCSR = await createCSR(k.privateKey, k.publicKey);
   const ca = await makeTestCA(dir, 'ca');
   const leaf = await makeTestLeaf(dir, 'node', ca, { dns: ['node.example.org'] });

@@ -8,7 +8,7 @@ import type { KeyType, ManagedKey } from '../../server/keymanager/keymanager';
 
 /**
  * Test-only helpers for X.509 tests: an in-memory ManagedKey over an async-generated
- * KeyObject (never generateKeyPairSync, see docs/pitfalls.md) and an `openssl verify` runner.
+ * KeyObject (never generateKeyPairSync: on Node 20 a later JWK export of such a key can hang the process) and an `openssl verify` runner.
  */
 export type TestKey = ManagedKey & { privateKey: KeyObject };
 
