@@ -60,7 +60,7 @@ export async function startServerProcess(
   const logFile = path.join(dir, `server-${Date.now()}.log`);
   // TESSERA_TEST_NODE_ARGS: extra node flags for the server (e.g. --cpu-prof when profiling a bench)
   const nodeArgs = (process.env.TESSERA_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const { proc, logStream, ready } = await spawnUntilReady<{ agent_api: string; health: string }>(
+  const { proc, logStream, ready, logs } = await spawnUntilReady<{ agent_api: string; health: string }>(
     ['server', 'run', '--config', configFile],
     { ...process.env, TESSERA_ADMIN_SOCKET: '', ...opts.env },
     logFile,
@@ -87,7 +87,7 @@ export async function startServerProcess(
       return r.stdout;
     },
     cliResult: (args) => cliResult(args),
-    logs: () => readFileSync(logFile, 'utf8'),
+    logs,
     stop: (signal = 'SIGTERM') => stopProcess(proc, logStream, signal),
   };
 }
@@ -168,7 +168,7 @@ export async function startAgentProcess(
   );
   const logFile = path.join(dir, `agent-${Date.now()}.log`);
   const agentNodeArgs = (process.env.TESSERA_TEST_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const { proc, logStream, ready } = await spawnUntilReady<{ health: string; agent_id: string }>(
+  const { proc, logStream, ready, logs } = await spawnUntilReady<{ health: string; agent_id: string }>(
     ['agent', 'run', '--config', configFile],
     env,
     logFile,
@@ -184,7 +184,7 @@ export async function startAgentProcess(
     health: ready.health,
     agentId: ready.agent_id,
     logFile,
-    logs: () => readFileSync(logFile, 'utf8'),
+    logs,
     async cli(args, o = {}) {
       const cmd = o.uid !== undefined ? 'setpriv' : process.execPath;
       const pre = o.uid !== undefined ? [`--reuid=${o.uid}`, `--regid=${o.uid}`, '--clear-groups', process.execPath] : [];
@@ -223,6 +223,12 @@ async function spawnUntilReady<T>(args: string[], env: NodeJS.ProcessEnv, logFil
   const proc = spawn(cmd!, [...pre, ...nodeArgs, TESSERA_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   proc.stdout!.pipe(logStream, { end: false });
   proc.stderr!.pipe(logStream, { end: false });
+  // logs() answers from memory: the file stream writes asynchronously, so a line
+  // the test has already seen on stdout (server_ready) may not be in the file yet.
+  const seen: Buffer[] = [];
+  proc.stdout!.on('data', (c: Buffer) => seen.push(c));
+  proc.stderr!.on('data', (c: Buffer) => seen.push(c));
+  const logs = (): string => Buffer.concat(seen).toString('utf8');
   const ready = await new Promise<T>((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => {
@@ -243,7 +249,7 @@ async function spawnUntilReady<T>(args: string[], env: NodeJS.ProcessEnv, logFil
       reject(new Error(`${args[0]} exited with ${code} before ready:\n${buf}\n${readFileSync(logFile, 'utf8')}`));
     });
   });
-  return { proc, logStream, ready };
+  return { proc, logStream, ready, logs };
 }
 
 /** Sends `signal` and resolves with the exit code once the process has exited. */
