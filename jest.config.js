@@ -11,4 +11,7 @@ module.exports = {
   setupFiles: ['reflect-metadata'],
   modulePathIgnorePatterns: ['<rootDir>/dist/'],
   testTimeout: 30000,
+  // The adversarial figures: recorded by every worker, added up and printed at the end.
+  globalSetup: '<rootDir>/test/adversarial/setup.ts',
+  globalTeardown: '<rootDir>/test/adversarial/teardown.ts',
 };

@@ -2,6 +2,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, createWriteStream, rmSync, readFileSync, existsSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { knownSecret, scanLog } from './figures';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
@@ -70,7 +71,11 @@ export async function startServerProcess(
   );
   const cliResult = (args: string[], env?: NodeJS.ProcessEnv) =>
     execFileP(process.execPath, [TESSERA_BIN, '--admin-socket', adminSocket, ...args], { env: { ...process.env, ...env } }).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (r) => {
+        // Join tokens handed out: the secrets scan looks for each one in every log.
+        for (const m of r.stdout.matchAll(/(?:^Token: |"token":\s*")([A-Za-z0-9_-]{32,})/gm)) knownSecret(m[1]!);
+        return { code: 0, stdout: r.stdout, stderr: r.stderr };
+      },
       (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
     );
   return {
@@ -229,6 +234,7 @@ async function spawnUntilReady<T>(args: string[], env: NodeJS.ProcessEnv, logFil
   proc.stdout!.on('data', (c: Buffer) => seen.push(c));
   proc.stderr!.on('data', (c: Buffer) => seen.push(c));
   const logs = (): string => Buffer.concat(seen).toString('utf8');
+  proc.once('close', () => scanLog(args.slice(0, 2).join('-'), logs()));
   const ready = await new Promise<T>((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => {
