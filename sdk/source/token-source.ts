@@ -34,6 +34,8 @@ export interface TokenExchangeOptions {
   spiffeId?: string;
   /** extra form parameters */
   params?: Record<string, string>;
+  /** how long one exchange may take before it is abandoned (default 30 s) */
+  timeoutMs?: number;
 }
 
 export interface AccessToken {
@@ -131,7 +133,7 @@ export class TokenSource extends EventEmitter {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: form.toString(),
-        signal: AbortSignal.timeout(30_000),
+        signal: AbortSignal.timeout(this.o.timeoutMs ?? 30_000),
       });
     } catch (e) {
       throw unavailable(`token endpoint ${new URL(this.o.tokenEndpoint).origin} unreachable: ${(e as Error).message}`);
@@ -153,10 +155,38 @@ export class TokenSource extends EventEmitter {
     if (typeof accessToken !== 'string' || accessToken === '' || typeof expiresIn !== 'number' || !(expiresIn > 0)) {
       throw new TesseraError('UNAVAILABLE', 'token endpoint answered without a usable access_token and expires_in');
     }
+    this.checkIssuedFor(body, accessToken, svid.spiffeId, svid.token);
     const t: AccessToken = { accessToken, tokenType: typeof body.token_type === 'string' ? body.token_type : 'Bearer', expiresAt: this.now() + expiresIn * 1000 };
     this.current = t;
     this.backoff.reset();
     this.emit('update', t);
     return t;
+  }
+
+  /**
+   * Refuses an answer that is not an access token for this workload: the JWT-SVID
+   * sent echoed back; for token-exchange an `issued_token_type` other than an
+   * access token (RFC 8693 section 2.2.1 requires the field); a `token_type` other
+   * than Bearer (RFC 6749 section 7.1: a client must not use a token type it does
+   * not understand); and an access token that is a JWT whose `sub` is a SPIFFE ID
+   * other than the one exchanged (an endpoint that answered for another workload).
+   * Opaque tokens cannot be checked further.
+   */
+  private checkIssuedFor(body: Record<string, unknown>, accessToken: string, spiffeId: string, sent: string): void {
+    const refuse = (why: string) => new TesseraError('PERMISSION_DENIED', `token endpoint ${new URL(this.o.tokenEndpoint).origin} answered ${why}; not used`);
+    if (accessToken === sent) throw refuse('with the JWT-SVID it was sent');
+    if (this.o.grant === 'token-exchange' && body.issued_token_type !== undefined && body.issued_token_type !== 'urn:ietf:params:oauth:token-type:access_token') {
+      throw refuse(`a token of type ${String(body.issued_token_type).slice(0, 100)}, not an access token`);
+    }
+    if (typeof body.token_type === 'string' && body.token_type.toLowerCase() !== 'bearer') throw refuse(`a ${body.token_type.slice(0, 40)} token, not a Bearer token`);
+    const parts = accessToken.split('.');
+    if (parts.length !== 3) return;
+    let sub: unknown;
+    try {
+      sub = (JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
+    } catch {
+      return; // not a JWT: opaque
+    }
+    if (typeof sub === 'string' && sub.startsWith('spiffe://') && sub !== spiffeId) throw refuse(`with a token for ${sub.slice(0, 200)}, not for ${spiffeId}`);
   }
 }

@@ -19,6 +19,7 @@ import { loadAgentConfig, AGENT_ENV } from '../../agent/config';
 import { loadServerConfig, SERVER_ENV } from '../../server/config';
 import { loadHelperConfig } from '../../helper/config';
 import { makeTestCA, makeTestLeaf } from '../helpers/test-pki';
+import { figure } from '../helpers/figures';
 
 /**
  * Fuzzing every parser that takes outside input, with fast-check: each must
@@ -26,7 +27,8 @@ import { makeTestCA, makeTestLeaf } from '../helpers/test-pki';
  * edge), never crash with anything else and never hang. `npm test` runs the quick
  * mode (2,000 inputs a parser); `npm run test:adversarial` the full one (100,000).
  * Inputs mix random data with mutations of valid values (a CSR, a certificate, a
- * JWT-SVID, a bundle), which reach deeper than noise. One figure a line:
+ * JWT-SVID, a bundle), which reach deeper than noise. Figures (printed at the
+ * end of the run by test/adversarial/teardown.ts):
  *   adversarial fuzz_<parser>_inputs N / _crashes 0 / _hangs 0 / _max_ms T
  */
 const FULL = process.env.TESSERA_ADVERSARIAL === 'full';
@@ -59,9 +61,10 @@ async function fuzz<T>(name: string, arb: fc.Arbitrary<T>, target: (input: T) =>
     }),
     { numRuns: RUNS, seed: 20261202 },
   );
-  process.stdout.write(
-    [`inputs ${t.inputs}`, `crashes ${t.crashes.length}`, `hangs ${t.hangs}`, `max_ms ${t.maxMs.toFixed(1)}`].map((l) => `adversarial fuzz_${name}_${l}`).join('\n') + '\n',
-  );
+  figure(`fuzz_${name}_inputs`, t.inputs);
+  figure(`fuzz_${name}_crashes`, t.crashes.length);
+  figure(`fuzz_${name}_hangs`, t.hangs);
+  figure(`fuzz_${name}_max_ms`, Math.round(t.maxMs * 10) / 10, 'max');
   expect({ name, crashes: [...new Set(t.crashes)].slice(0, 5), hangs: t.hangs }).toEqual({ name, crashes: [], hangs: 0 });
 }
 

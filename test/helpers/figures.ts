@@ -39,11 +39,16 @@ export async function attempt(category: string, attack: () => Promise<boolean>):
   return refused;
 }
 
-/** Records an attempt whose refusal the test has already checked (an expect() just before). */
-export const refusedAttempt = (category: string): void => {
+/**
+ * For a test that checks its refusal with expect(): records `<category>_tried`
+ * now; call the returned function once the expectations of the refusal have
+ * passed, to record `<category>_refused`. An expectation that fails leaves the
+ * attempt tried and not refused.
+ */
+export function tried(category: string): () => void {
   figure(`${category}_tried`, 1);
-  figure(`${category}_refused`, 1);
-};
+  return () => figure(`${category}_refused`, 1);
+}
 
 /** p99 of a list of latencies (ms), nearest rank. */
 export function p99(ms: number[]): number {

@@ -5,6 +5,7 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { TESSERA_BIN } from './processes';
+import { scanLog } from './figures';
 import { derToPem } from '../../common/pem';
 
 /**
@@ -62,6 +63,7 @@ export function startExpectingRefusal(args: string[], opts: { env?: NodeJS.Proce
       clearTimeout(timer);
       resolve({ ready: false, code, output, proc });
     });
+    proc.once('close', () => scanLog(`refused-${args.slice(0, 2).join('-')}`, output));
   });
 }
 

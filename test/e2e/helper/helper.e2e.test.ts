@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, watch, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import readline from 'node:readline';
 import { TESSERA_BIN, run, removeDir, shortTempDir, startAgentProcess, startServerProcess, stopAndRemove, type AgentProcess, type ServerProcess } from '../../helpers/processes';
 import { waitFor } from '../../helpers/security';
 import { X509Source, attachMTLSServer, authorizeID, mtlsServerOptions, peerIdentity } from '../../../sdk/index';
+import { scanLog, tried } from '../../helpers/figures';
 
 /**
  * `tessera helper` as a real process against a real agent: the files it writes
@@ -58,7 +59,10 @@ function startHelperProcess(config: object, extra: string[] = []): Helper {
     }
   });
   let err = '';
+  let out = '';
   proc.stderr!.on('data', (c) => (err += c));
+  proc.stdout!.on('data', (c) => (out += c));
+  proc.once('close', () => scanLog('helper', out + err)); // the secrets scan of the adversarial figures
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   return { proc, lines, stderr: () => err, exited };
 }
@@ -285,11 +289,16 @@ it('refuses a cert_dir another user owns or may write, and a config with a passw
   const theirs = path.join(work, 'theirs');
   mkdirSync(theirs, { mode: 0o755 });
   chownSync(theirs, 1001, 1001);
-  for (const dir of [open, theirs]) {
+  // a symlink to the other user's directory, as a planted cert_dir would be
+  const linked = path.join(work, 'linked');
+  symlinkSync(theirs, linked);
+  for (const dir of [open, theirs, linked]) {
+    const refused = tried(dir === linked ? 'helper_output_directory_symlinked' : 'helper_output_directory_pre_created');
     const h = startHelperProcess({ cert_dir: dir, svid_hint: 'web' }, ['--once']);
     expect(await h.exited).not.toBe(0);
     expect(h.stderr()).toMatch(/helper cert_dir/);
     expect(existsSync(path.join(dir, 'svid_key.pem'))).toBe(false);
+    refused();
   }
   const bad = startHelperProcess({ cert_dir: path.join(work, 'x'), pkcs12: { password: 'inline' } }, ['--once']);
   expect(await bad.exited).not.toBe(0);

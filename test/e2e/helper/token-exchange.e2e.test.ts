@@ -6,7 +6,11 @@ import { TESSERA_BIN, removeDir, shortTempDir, startAgentProcess, startServerPro
 import { freePort } from '../../helpers/free-port';
 import { waitFor } from '../../helpers/security';
 import { startTokenEndpoint, type TokenEndpoint } from '../../../examples/ai-endpoint/provider-stand-in';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { JWTSource, TokenSource } from '../../../sdk/index';
+import { TesseraError } from '../../../common/errors';
+import { attempt } from '../../helpers/figures';
 
 /**
  * Keyless access to model providers (workload identity federation) end to end:
@@ -167,4 +171,57 @@ it('a JWT key rotation (prepare, then activate) fails no exchange, and exchanges
   }
   expect(failures).toEqual([]);
   expect(n).toBeGreaterThan(10);
+});
+
+it('a hostile token endpoint: slow, garbage, or a token for someone else is refused with a typed error and never used', async () => {
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const jwtFor = (sub: string) => `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ sub, aud: 'x', exp: 9_999_999_999 })}.c2ln`;
+  const hostile = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const form = new URLSearchParams(body);
+      const json = (o: object) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(o));
+      switch (req.url) {
+        case '/slow':
+          return; // never answers
+        case '/garbage':
+          return void res.writeHead(200, { 'content-type': 'application/json' }).end('\u0000{"access_token": [1, 2');
+        case '/garbage-fields':
+          return json({ access_token: 42, expires_in: 'soon' });
+        case '/someone-else':
+          return json({ access_token: jwtFor(`spiffe://${td}/someone-else`), expires_in: 300, token_type: 'Bearer', issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' });
+        case '/echo':
+          return json({ access_token: form.get('subject_token'), expires_in: 300, token_type: 'Bearer' });
+        case '/id-token':
+          return json({ access_token: 'opaque', expires_in: 300, token_type: 'Bearer', issued_token_type: 'urn:ietf:params:oauth:token-type:id_token' });
+        default:
+          return json({ access_token: 'good-opaque-token', expires_in: 300, token_type: 'Bearer' });
+      }
+    });
+  });
+  await new Promise<void>((r) => hostile.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`;
+  const jwt = new JWTSource({ address: agent.socket });
+  try {
+    await jwt.ready(20_000);
+    const source = (p: string) => new TokenSource({ jwt, tokenEndpoint: base + p, grant: 'token-exchange', audience: OPENAI_AUD, timeoutMs: 1000 });
+    // control: a well-formed answer is used
+    expect(await source('/good').token()).toBe('good-opaque-token');
+    const refusedBy = (p: string, reason: RegExp) => async () => {
+      const s = source(p);
+      const e = await s.token().then(() => undefined, (err: unknown) => err);
+      return e instanceof TesseraError && reason.test(e.message) && s.held() === undefined && !e.message.includes('eyJ');
+    };
+    expect(await attempt('token_exchange_slow', refusedBy('/slow', /unreachable: .*(aborted|timeout)/i))).toBe(true);
+    expect(await attempt('token_exchange_garbage', refusedBy('/garbage', /without a usable access_token/))).toBe(true);
+    expect(await attempt('token_exchange_garbage', refusedBy('/garbage-fields', /without a usable access_token/))).toBe(true);
+    expect(await attempt('token_exchange_token_for_someone_else', refusedBy('/someone-else', /a token for spiffe:\/\/wif\.example\.org\/someone-else/))).toBe(true);
+    expect(await attempt('token_exchange_token_for_someone_else', refusedBy('/echo', /with the JWT-SVID it was sent/))).toBe(true);
+    expect(await attempt('token_exchange_token_for_someone_else', refusedBy('/id-token', /not an access token/))).toBe(true);
+  } finally {
+    jwt.close();
+    hostile.closeAllConnections();
+    hostile.close();
+  }
 });

@@ -13,6 +13,7 @@ import { waitFor } from '../../helpers/security';
 import { JWTSource, PolicyFile, X509Source } from '../../../sdk/index';
 import { TOOL_CALL_DENIED } from '../../../sdk/mcp';
 import { startAiEndpoint, type RunningEndpoint } from '../../../examples/ai-endpoint/endpoint';
+import { tried } from '../../helpers/figures';
 
 /**
  * The Express middleware and the MCP guard with the real server, agent and TLS,
@@ -147,29 +148,43 @@ describe('the middleware', () => {
   });
 
   it('refuses: an ID the policy does not list (403); a forbidden trust domain (403); no identity, a wrong audience, a token from an unfederated trust domain (401)', async () => {
+    let refused = tried('sdk_express_id_not_in_policy');
     const denied = await call('POST', '/v1/chat', { tls: cert.denied });
     expect(denied.status).toBe(403);
     expect(denied.body.error).toMatchObject({ code: 'PERMISSION_DENIED', message: `${DENIED} may not POST /v1/chat` });
+    refused();
+    refused = tried('sdk_express_id_not_in_policy');
     expect((await call('POST', '/v1/chat', { bearer: token.denied })).status).toBe(403);
+    refused();
+    refused = tried('sdk_express_forbidden_trust_domain');
     expect((await call('POST', '/v1/chat', { tls: cert.b })).status).toBe(403);
+    refused();
 
+    refused = tried('sdk_express_no_identity');
     const none = await call('POST', '/v1/chat');
     expect(none.status).toBe(401);
     expect(none.headers['www-authenticate']).toBe('Bearer realm="tessera"');
+    refused();
+    refused = tried('sdk_express_jwt_other_audience');
     const aud = await call('POST', '/v1/chat', { bearer: token.wrongAudience });
     expect(aud.status).toBe(401);
     expect(aud.headers['www-authenticate']).toMatch(/^Bearer realm="tessera", error="invalid_token", error_description=".*audience/);
+    refused();
+    refused = tried('sdk_express_jwt_unfederated_trust_domain');
     const foreign = await call('POST', '/v1/chat', { bearer: token.foreign });
     expect(foreign.status).toBe(401);
     expect(foreign.body.error.message).toMatch(/no jwt bundle for trust domain c\.example/);
+    refused();
     expect(JSON.stringify(logs)).not.toContain(token.ok.split('.')[2]); // no token in any log line
   });
 
   it('refuses a chain signed by a CA of another trust domain for an ID in this one, at the handshake', async () => {
+    const refused = tried('sdk_express_cross_trust_domain_certificate');
     await expect(call('POST', '/v1/chat', { tls: cert.forged })).rejects.toThrow(/socket hang up|ECONNRESET|EPIPE/);
     // refused by the SPIFFE check (the chain must end at ai.example.org's bundle), not by OpenSSL, which knows b.example's CA
     const refusal = logs.map((l) => JSON.parse(l) as Record<string, string>).find((l) => l.event === 'tls_peer_refused');
     expect(refusal?.reason).toMatch(/not issued by any root in the bundle of trust domain ai\.example\.org/);
+    refused();
   });
 
   it('refuses an expired JWT-SVID', async () => {
@@ -190,6 +205,7 @@ describe('the middleware', () => {
       });
       expect(r.status).toBe(401);
       expect(r.body.error.message).toMatch(/expired/);
+      tried('sdk_express_jwt_expired')(); // tried and refused: the expectations above passed
     } finally {
       await e2.close();
       ahead.close();
@@ -209,11 +225,13 @@ describe('the middleware', () => {
   it('a policy change takes effect without a restart; a broken policy file is refused and the last good one stays', async () => {
     writeFileSync(policyPath, POLICY + `\n@id("chat-for-denied") permit (principal == Workload::"${DENIED}", action == Action::"http", resource == Route::"POST /v1/chat");\n`);
     await waitFor('the new policy', async () => (await call('POST', '/v1/chat', { tls: cert.denied })).status === 200, 10_000, 100);
+    const swapped = tried('sdk_policy_file_swapped_for_broken');
     writeFileSync(policyPath, POLICY + '\npermit (principal, action, resource) when { principal.nosuch == 1 };\n');
     await waitFor('the refusal in the log', () => logs.some((l) => l.includes('"event":"policy_refused"')), 10_000, 50);
     const refused = logs.map((l) => JSON.parse(l)).find((l) => l.event === 'policy_refused');
     expect(refused.error).toMatch(/line 8: policy policy5: .*nosuch/);
     expect((await call('POST', '/v1/chat', { tls: cert.denied })).status).toBe(200); // the last good policy
+    swapped();
     writeFileSync(policyPath, POLICY);
     await waitFor('the original policy', async () => (await call('POST', '/v1/chat', { tls: cert.denied })).status === 403, 10_000, 100);
   });
@@ -239,7 +257,9 @@ describe('the MCP guard, with the official MCP client over HTTPS', () => {
       const r = await ok.client.callTool({ name: 'search', arguments: { query: 'spiffe' } });
       expect(r.content).toEqual([{ type: 'text', text: `results for "spiffe" (asked by ${OK})` }]);
       // hidden from tools/list, called by name anyway
+      const hidden = tried('mcp_tool_hidden_called_by_name');
       await expect(ok.client.callTool({ name: 'delete_everything', arguments: {} })).rejects.toMatchObject({ code: TOOL_CALL_DENIED });
+      hidden();
       const audit = decisions().find((l) => l.resource === 'Tool::delete_everything')!;
       expect(audit).toMatchObject({ spiffe_id: OK, authn: 'mtls', action: 'call_tool', decision: 'deny' });
     } finally {
@@ -250,7 +270,9 @@ describe('the MCP guard, with the official MCP client over HTTPS', () => {
     try {
       // summarize needs mTLS: with a bearer token only search is offered
       expect((await viaJwt.client.listTools()).tools.map((t) => t.name)).toEqual(['search']);
+      const notAllowed = tried('mcp_tool_not_allowed');
       await expect(viaJwt.client.callTool({ name: 'summarize', arguments: { text: 'x' } })).rejects.toMatchObject({ code: TOOL_CALL_DENIED });
+      notAllowed();
     } finally {
       await viaJwt.close();
     }
@@ -258,14 +280,18 @@ describe('the MCP guard, with the official MCP client over HTTPS', () => {
     const denied = await mcpClient({ tls: cert.denied });
     try {
       expect((await denied.client.listTools()).tools).toEqual([]);
+      const notAllowed = tried('mcp_tool_not_allowed');
       await expect(denied.client.callTool({ name: 'search', arguments: { query: 'x' } })).rejects.toMatchObject({ code: TOOL_CALL_DENIED });
+      notAllowed();
     } finally {
       await denied.close();
     }
   });
 
   it('an MCP request with no identity gets 401 before any JSON-RPC', async () => {
+    const refused = tried('mcp_no_identity');
     const r = await call('POST', '/mcp', { body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } });
     expect(r.status).toBe(401);
+    refused();
   });
 });

@@ -7,6 +7,7 @@ import { startAgentProcess, startServerProcess, removeDir, shortTempDir, type Se
 import { makeTestCA, makeTestLeaf } from '../../helpers/test-pki';
 import { waitFor } from '../../helpers/security';
 import { x509AuthoritiesFromPem } from '../../../common/bundle/bundle';
+import { tried } from '../../helpers/figures';
 
 /**
  * Finding 1 (high): trust on first use with --trust-bundle-sha256. A man in the
@@ -32,6 +33,7 @@ afterAll(async () => {
 });
 
 it('a man in the middle with the real bundle plus its own CA never receives the join token; the real server accepts the pinned agent', async () => {
+  const refused = tried('bootstrap_man_in_the_middle');
   const realRoots = x509AuthoritiesFromPem(await server.cli(['bundle', 'show', '--format', 'pem']));
   const pin = createHash('sha256').update(realRoots[0]!).digest('hex');
   const realBundle = JSON.parse(await server.cli(['bundle', 'show', '--format', 'spiffe'])) as { keys: object[] };
@@ -68,6 +70,7 @@ it('a man in the middle with the real bundle plus its own CA never receives the 
     expect(seen.attest).toEqual([]);
     await waitFor('the agent to log the failed attestation', () => /cannot reach the server to attest|agent attestation failed/.test(victim.logs()));
     expect(victim.logs()).not.toMatch(/"event":"agent_ready".*"synced":true/);
+    refused();
   } finally {
     await victim.stop();
     mitm.close();

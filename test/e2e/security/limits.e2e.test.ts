@@ -8,6 +8,7 @@ import { attestedAgent } from '../../helpers/agent-identity';
 import { makeTestCA, makeTestLeaf, type TestCert } from '../../helpers/test-pki';
 import { ATTACKER_UID, agentApiRequest, agentIdentityPem, httpGet, logLines, metric, waitFor } from '../../helpers/security';
 import { WorkloadAPIClient } from '../../../sdk/workloadapi/client';
+import { probe } from '../../helpers/probe';
 
 /**
  * Findings 5-8: connection floods on both listeners, a huge federated bundle, a
@@ -56,9 +57,14 @@ describe('finding 5: connection floods', () => {
       (ctx) => seen.push(ctx.svids.map((s) => s.spiffeId)),
       () => undefined,
     );
+    await waitFor('root stream', () => seen.length > 0);
+    // Root's workload fetching through a fresh call each time, for the whole flood.
+    const legit = probe('workload_api_idle_flood', async () => {
+      const ctx = await client.fetchX509SVIDs();
+      if (!ctx.svids.length) throw new Error('no SVID');
+    });
     const f = flood(['unix', agent.socket, '300'], ATTACKER_UID);
     try {
-      await waitFor('root stream', () => seen.length > 0);
       await f.settled;
       // Root: a new connection and call during the flood.
       const during = await agent.cli(['fetch', 'x509']);
@@ -76,7 +82,9 @@ describe('finding 5: connection floods', () => {
       // The stream survived the whole flood.
       await server.cli(['entry', 'create', '--spiffe-id', `spiffe://${td}/after-flood`, '--parent-id', alias, '--selector', 'unix:uid:0']);
       await waitFor('the update after the flood', () => seen.some((ids) => ids.includes(`spiffe://${td}/after-flood`)));
+      expect((await legit.stop()).failed).toEqual([]);
     } finally {
+      await legit.stop();
       f.stop();
       stopWatch();
       client.close();
@@ -87,6 +95,8 @@ describe('finding 5: connection floods', () => {
 
   it('an idle TCP flood on the agent API is capped per IP and closed at the handshake deadline; an agent from another address still attests', async () => {
     // The flood comes from 127.0.0.2; the legitimate agent from 127.0.0.1 (both loopback).
+    const legitAgent = await attestedAgent(server);
+    const legit = probe('agent_api_idle_flood', () => legitAgent.client.entries());
     const f = flood(['tcp', server.agentApi, '1000', '127.0.0.2']);
     try {
       await f.settled;
@@ -94,10 +104,13 @@ describe('finding 5: connection floods', () => {
       expect(svid.agentId).toMatch(/join_token/);
       client.close();
       await waitFor('the flood to be closed', () => f.last().closed + f.last().refused === 1000, 30_000);
+      expect((await legit.stop()).failed).toEqual([]);
       expect(await metric(server.health, 'tessera_connections_refused_total', { listener: 'agent_api', reason: 'peer_cap' })).toBeGreaterThan(0);
       expect(await metric(server.health, 'tessera_connections_refused_total', { listener: 'agent_api', reason: 'first_request_deadline' })).toBeGreaterThan(0);
       expect(logLines(server.logs()).some((l) => l.msg === 'connection refused: this ip is at its connection cap' && l.ip === '127.0.0.2')).toBe(true);
     } finally {
+      await legit.stop();
+      legitAgent.client.close();
       f.stop();
     }
   });
@@ -145,15 +158,21 @@ describe('findings 6 and 7: hostile bundle endpoints', () => {
 
   it('a federated bundle of 26,500 keys is refused with a clear error, nothing is stored, and /live keeps answering', async () => {
     const s = await fedServer();
+    // An agent of this server signing and syncing while the server fetches the huge bundle.
+    const legitAgent = await attestedAgent(s);
+    const legit = probe('huge_federated_bundle', () => legitAgent.client.entries());
     try {
       await s.cli(['federation', 'create', '--trust-domain', 'big.example', '--bundle-endpoint-url', `${url}/big`, '--profile', 'https_web']);
       const r = await s.cliResult(['federation', 'refresh', '--trust-domain', 'big.example']);
+      expect((await legit.stop()).failed).toEqual([]);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/has 26500 keys; a bundle may hold at most 1000/);
       expect((await httpGet(s.health, '/live')).status).toBe(200);
       const b = await s.cliResult(['bundle', 'list']);
       expect(b.stdout).not.toContain('big.example');
     } finally {
+      await legit.stop();
+      legitAgent.client.close();
       await s.stop();
       removeDir(s.dir);
     }
@@ -161,12 +180,17 @@ describe('findings 6 and 7: hostile bundle endpoints', () => {
 
   it('a trickling endpoint cannot hold a fetch past its deadline', async () => {
     const s = await fedServer(2);
+    const legitAgent = await attestedAgent(s);
+    const legit = probe('trickling_bundle_endpoint', () => legitAgent.client.entries());
     try {
       await s.cli(['federation', 'create', '--trust-domain', 'slow.example', '--bundle-endpoint-url', `${url}/trickle`, '--profile', 'https_web']);
       const r = await s.cliResult(['federation', 'refresh', '--trust-domain', 'slow.example']);
+      expect((await legit.stop()).failed).toEqual([]);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/did not complete within 2000 ms/);
     } finally {
+      await legit.stop();
+      legitAgent.client.close();
       await s.stop();
       removeDir(s.dir);
     }
@@ -203,6 +227,11 @@ describe('finding 8: JWT audiences', () => {
   });
 
   it('too many or too long audiences are refused at the admin API, the agent API and the Workload API', async () => {
+    // Root's workload minting JWT-SVIDs at its agent while the oversized requests come in.
+    const client = new WorkloadAPIClient(agent.socket);
+    const legit = probe('oversized_audiences', async () => {
+      if (!(await client.fetchJWTSVIDs(['legit-aud'])).length) throw new Error('no JWT-SVID');
+    });
     const many = Array.from({ length: 33 }, (_, i) => `aud-${i}`);
     const admin = await server.cliResult(['jwt', 'mint', '--spiffe-id', `spiffe://${td}/x`, ...many.flatMap((a) => ['--audience', a])]);
     expect(admin.code).not.toBe(0);
@@ -226,5 +255,7 @@ describe('finding 8: JWT audiences', () => {
     expect(r.status).toBe(400);
     expect(r.json.error.message).toMatch(/at most 32/);
     expect(Math.max(...server.logs().split("\n").map((l) => l.length))).toBeLessThan(64 * 1024); // no multi-megabyte audit line
+    expect((await legit.stop()).failed).toEqual([]);
+    client.close();
   });
 });

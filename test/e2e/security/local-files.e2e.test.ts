@@ -8,6 +8,7 @@ import { makeTestCA, makeTestLeaf } from '../../helpers/test-pki';
 import { ATTACKER_UID, dirOwnedBy, startExpectingRefusal, waitFor } from '../../helpers/security';
 import { x509AuthoritiesFromPem } from '../../../common/bundle/bundle';
 import { opensslVerify } from '../../helpers/agent-identity';
+import { tried } from '../../helpers/figures';
 
 /**
  * Findings 2, 3 and 4: directories another local user created first, planted or
@@ -71,6 +72,7 @@ function agentConfig(dir: string, over: Record<string, unknown> = {}): string {
 
 describe('finding 2: data directories and stored state', () => {
   it("a server data directory another user created (holding that user's CA key) is refused; before, its CA became the trust domain's", async () => {
+    const refused = tried('planted_data_directory');
     // The other user runs a server of their own on a data directory in the shared place...
     const theirs = dirOwnedBy(path.join(base, 'theirs'), ATTACKER_UID, 0o755);
     const cfg = serverConfig(theirs);
@@ -86,9 +88,11 @@ describe('finding 2: data directories and stored state', () => {
     expect(r.code).not.toBe(0);
     expect(r.output).toMatch(new RegExp(`server data directory: .*theirs(/data)? is owned by uid ${ATTACKER_UID}, not by this process`));
     expect(attackerRoot.length).toBeGreaterThan(0);
+    refused();
   });
 
   it('an agent data directory another user created first (with a planted cache) is refused', async () => {
+    const refused = tried('planted_data_directory');
     const dir = path.join(base, 'agent-planted');
     mkdirSync(dir, { mode: 0o755 });
     const data = dirOwnedBy(path.join(dir, 'data'), ATTACKER_UID, 0o755);
@@ -99,9 +103,11 @@ describe('finding 2: data directories and stored state', () => {
     expect(r.ready).toBe(false);
     expect(r.code).not.toBe(0);
     expect(r.output).toMatch(new RegExp(`agent data directory: .*agent-planted/data is owned by uid ${ATTACKER_UID}`));
+    refused();
   });
 
   it('a stored SVID the server never issued (another CA, same SPIFFE ID, matching key) is not served after a restart, and the agent resyncs', async () => {
+    const refused = tried('tampered_agent_cache');
     // Its own server: this test stops and restarts it.
     let own = await startServerProcess({ trustDomain: td });
     await own.cli(['entry', 'create', '--spiffe-id', `spiffe://${td}/root-svc`, '--parent-id', `spiffe://${td}/node/files`, '--selector', 'unix:uid:0']);
@@ -132,6 +138,7 @@ describe('finding 2: data directories and stored state', () => {
       const during = await restarted.cli(['fetch', 'x509']);
       expect(during.stdout).not.toContain(new X509Certificate(evil.der).serialNumber.toLowerCase());
       expect(during.code).not.toBe(0);
+      refused(); // the planted SVID was not served
 
       // The server comes back: the agent signs a real SVID again.
       own = await startServerProcess({ trustDomain: td, dir: serverDir, config: { bind: `127.0.0.1:${port}` } });
@@ -161,6 +168,7 @@ describe('finding 3: socket directories', () => {
     const a = await startExpectingRefusal(['agent', 'run', '--config', agentConfig(adir)], { readyEvent: 'agent_ready', env: { TESSERA_JOIN_TOKEN: token } });
     expect(a.ready).toBe(false);
     expect(a.output).toMatch(new RegExp(`workload api socket directory: .*agent-sock/public is owned by uid ${ATTACKER_UID}`));
+    tried('planted_socket_directory')();
 
     const sdir = path.join(base, 'server-sock');
     mkdirSync(sdir, { mode: 0o755 });
@@ -168,6 +176,7 @@ describe('finding 3: socket directories', () => {
     const s = await startExpectingRefusal(['server', 'run', '--config', serverConfig(sdir)], { readyEvent: 'server_ready' });
     expect(s.ready).toBe(false);
     expect(s.output).toMatch(new RegExp(`admin socket directory: .*server-sock/admin is owned by uid ${ATTACKER_UID}`));
+    tried('planted_socket_directory')();
 
     const fdir = path.join(base, 'server-file');
     mkdirSync(path.join(fdir, 'admin'), { recursive: true, mode: 0o750 });
@@ -176,9 +185,11 @@ describe('finding 3: socket directories', () => {
     expect(f.ready).toBe(false);
     expect(f.output).toMatch(/admin socket path .* exists and is not a socket/);
     expect(readFileSync(path.join(fdir, 'admin', 'api.sock'), 'utf8')).toBe('not a socket: keep me');
+    tried('planted_socket_directory')();
   });
 
   it('the default sockets are not in a directory anyone can create: a fake Workload API and a fake admin API at the old /tmp defaults get nothing', async () => {
+    const refused = tried('planted_socket_directory');
     // The other user serves fakes at SPIRE-style /tmp defaults (Tessera's defaults before the fix).
     const fakeDirs = ['/tmp/tessera-agent', '/tmp/tessera-server'];
     for (const d of fakeDirs) if (existsSync(d)) rmSync(d, { recursive: true, force: true });
@@ -202,6 +213,7 @@ describe('finding 3: socket directories', () => {
       const b = await runWithEnv(process.execPath, [TESSERA_BIN, 'bundle', 'show'], env);
       expect(b.stdout).not.toContain('ATTACKER');
       expect(b.code).not.toBe(0);
+      refused();
     } finally {
       fakeWorkload.close();
       fakeAdmin.close();
@@ -210,6 +222,7 @@ describe('finding 3: socket directories', () => {
   });
 
   it("a client refuses a default socket in a directory another user created (the per-uid default of a non-root user)", async () => {
+    const refused = tried('planted_socket_directory');
     const victim = 4243;
     const dir = `/tmp/tessera-${victim}`;
     rmSync(dir, { recursive: true, force: true });
@@ -222,6 +235,7 @@ describe('finding 3: socket directories', () => {
       const r = await runWithEnv('setpriv', [...asUid(victim).slice(1), process.execPath, TESSERA_BIN, 'agent', 'api', 'fetch', 'x509', '--timeout', '2'], env);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(new RegExp(`workload api socket directory .*is owned by uid ${ATTACKER_UID}`));
+      refused();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -233,6 +247,7 @@ describe('finding 4: --write', () => {
     run('sh', ['-c', `${pre.join(' ')} exec "$0" "$@"`, process.execPath, TESSERA_BIN, '--admin-socket', server.adminSocket, 'x509', 'mint', '--spiffe-id', `spiffe://${td}/minted`, '--write', dir]);
 
   it("refuses a directory another user owns; before, the key went into that user's pre-made 0666 file", async () => {
+    const refused = tried('planted_output_directory');
     const dir = dirOwnedBy(path.join(base, 'their-out'), ATTACKER_UID, 0o777);
     writeFileSync(path.join(dir, 'key.pem'), '', { mode: 0o666 });
     chownSync(path.join(dir, 'key.pem'), ATTACKER_UID, ATTACKER_UID);
@@ -241,9 +256,11 @@ describe('finding 4: --write', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/--write directory: .* is (owned by uid 4242|writable by group or others)/);
     expect(readFileSync(path.join(dir, 'key.pem'), 'utf8')).toBe('');
+    refused();
   });
 
   it('agent api fetch x509 --write: the same rules (another user\'s directory refused, a planted symlink replaced)', async () => {
+    const done = tried('planted_output_directory');
     const agent = await startAgentProcess(server, { alias: `spiffe://${td}/node/files` });
     try {
       const theirs = dirOwnedBy(path.join(base, 'their-fetch'), ATTACKER_UID, 0o777);
@@ -257,6 +274,7 @@ describe('finding 4: --write', () => {
       symlinkSync(victimFile, path.join(mine, 'svid.0.key'));
       expect((await agent.cli(['fetch', 'x509', '--write', mine])).code).toBe(0);
       expect(readFileSync(victimFile, 'utf8')).toBe('untouched');
+      done();
       expect(lstatSync(path.join(mine, 'svid.0.key')).isFile()).toBe(true);
       expect(statSync(path.join(mine, 'svid.0.key')).mode & 0o777).toBe(0o600);
     } finally {
@@ -266,6 +284,7 @@ describe('finding 4: --write', () => {
   });
 
   it('replaces a planted symlink instead of writing the key through it, and makes 0700 directories and 0600 keys under umask 000', async () => {
+    const refused = tried('planted_output_directory');
     const dir = path.join(base, 'my-out');
     mkdirSync(dir, { mode: 0o700 });
     const victimFile = path.join(base, 'world-readable.txt');
@@ -273,6 +292,7 @@ describe('finding 4: --write', () => {
     symlinkSync(victimFile, path.join(dir, 'key.pem'));
     expect((await mint(dir)).code).toBe(0);
     expect(readFileSync(victimFile, 'utf8')).toBe('untouched');
+    refused();
     expect(lstatSync(path.join(dir, 'key.pem')).isFile()).toBe(true);
     expect(statSync(path.join(dir, 'key.pem')).mode & 0o777).toBe(0o600);
     expect(readFileSync(path.join(dir, 'key.pem'), 'utf8')).toMatch(/BEGIN PRIVATE KEY/);

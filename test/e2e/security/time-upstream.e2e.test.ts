@@ -9,6 +9,7 @@ import { makeTestKey } from '../../helpers/x509-test-keys';
 import { createSelfSignedCA } from '../../../server/ca/ca-certificates';
 import { derToPem } from '../../../common/pem';
 import { x509AuthoritiesFromPem } from '../../../common/bundle/bundle';
+import { figure } from '../../helpers/figures';
 
 /**
  * Findings 14 and 15 against the real server: its wall clock stepped with
@@ -95,6 +96,10 @@ withFaketime('finding 14: the server clock steps forward and back', () => {
     await expectValid('d-early', d.chain, d.mintedAt);
 
     process.stdout.write(`clock steps: 4 SVIDs minted across +30 min, back, -2 h; invalid under their CA: ${invalid.length}\n`);
+    figure('clock_steps', 3);
+    figure('clock_svids_minted', 4);
+    figure('clock_svids_checked', 5);
+    figure('clock_svids_invalid', invalid.length);
     expect(invalid).toEqual([]);
     expect(logLines(server.logs(), 'clock_jump').map((l) => l.seconds)).toEqual([1800, -1800, -7200]);
   });

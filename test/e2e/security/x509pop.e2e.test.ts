@@ -5,6 +5,7 @@ import { startServerProcess, removeDir, run, shortTempDir, type ServerProcess } 
 import { clientFor, newCSR } from '../../helpers/agent-identity';
 import { x509AuthoritiesFromPem } from '../../../common/bundle/bundle';
 import { withFlippedSignatureS } from '../../../common/x509svid/ecdsa-signature';
+import { tried } from '../../helpers/figures';
 
 /**
  * Findings 11 and 12: x509pop node attestation against the real server. A banned
@@ -72,10 +73,12 @@ it('finding 11: a banned node cannot come back by re-encoding its certificate si
   const first = await attest(chain, key);
   await server.cli(['agent', 'ban', '--spiffe-id', first.agentId]);
 
+  const refused = tried('banned_agent_x509pop_reencoded');
   const twin = withFlippedSignatureS(chain[0]!, 'P-256')!;
   expect(new X509Certificate(twin).fingerprint256).not.toBe(new X509Certificate(chain[0]!).fingerprint256);
   expect(new X509Certificate(twin).verify(new X509Certificate(der('root.crt')[0]!).publicKey)).toBe(true); // an equally valid certificate
   await expect(attest([twin], key)).rejects.toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringContaining('is banned') });
+  refused();
   await expect(attest(chain, key)).rejects.toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringContaining('is banned') });
   const agents = JSON.parse(await server.cli(['--output', 'json', 'agent', 'list'])) as { agents: Array<{ spiffe_id: string; banned: boolean }> };
   expect(agents.agents.filter((a) => a.spiffe_id.includes('/x509pop/'))).toEqual([expect.objectContaining({ spiffe_id: first.agentId, banned: true })]);
