@@ -19,6 +19,19 @@ import { registerOidcCommands } from './oidc-commands';
  * TESSERA_ADMIN_SOCKET. Returns the process exit code.
  */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const program = buildProgram(env);
+  try {
+    await program.parseAsync(argv);
+    return (process.exitCode as number | undefined) ?? 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** Every verb of `tessera`, registered on one commander program (also read by the README test). */
+export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
   const program = new Command('tessera')
     .description('Tessera: SPIFFE workload identity (issuer, agent and admin CLI)')
     .option('--admin-socket <PATH>', 'server admin API socket (env TESSERA_ADMIN_SOCKET)')
@@ -45,13 +58,5 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   registerFederationCommands(program, client, out);
   registerHelperCommands(program, env);
   registerOidcCommands(program, client, out);
-
-  try {
-    await program.parseAsync(argv);
-    return (process.exitCode as number | undefined) ?? 0;
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode;
-    process.stderr.write(`error: ${(e as Error).message}\n`);
-    return 1;
-  }
+  return program;
 }

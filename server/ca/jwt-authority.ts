@@ -22,8 +22,8 @@ export function jwtMaterial(cfg: { jwtKeyType: KeyType; ttl: number }): SlotMate
     kind: 'jwt',
     keyType: cfg.jwtKeyType,
     async create(key: ManagedKey, now: number): Promise<NewSlot> {
-      // Re-import from DER before JWK export: see pitfalls (Node 20 deadlock on exporting
-      // a key made by generateKeyPairSync); a DER-imported public key is always safe.
+      // Re-import from DER before JWK export: on Node 20, JWK-exporting a key made by
+      // generateKeyPairSync can hang the process; a DER-imported public key never does.
       const jwk = createPublicKey({ key: key.publicKeySpki, format: 'der', type: 'spki' }).export({ format: 'jwk' });
       return {
         certificateDer: null,
