@@ -166,7 +166,8 @@ export class TokenSource extends EventEmitter {
   /**
    * Refuses an answer that is not an access token for this workload: the JWT-SVID
    * sent echoed back; for token-exchange an `issued_token_type` other than an
-   * access token (RFC 8693 section 2.2.1 requires the field); a `token_type` other
+   * access token (RFC 8693 section 2.2.1 requires the field, but an answer without
+   * it is taken as an access token, as RFC 6749 answers are); a `token_type` other
    * than Bearer (RFC 6749 section 7.1: a client must not use a token type it does
    * not understand); and an access token that is a JWT whose `sub` is a SPIFFE ID
    * other than the one exchanged (an endpoint that answered for another workload).

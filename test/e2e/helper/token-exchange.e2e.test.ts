@@ -193,6 +193,8 @@ it('a hostile token endpoint: slow, garbage, or a token for someone else is refu
           return json({ access_token: jwtFor(`spiffe://${td}/someone-else`), expires_in: 300, token_type: 'Bearer', issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' });
         case '/echo':
           return json({ access_token: form.get('subject_token'), expires_in: 300, token_type: 'Bearer' });
+        case '/mac':
+          return json({ access_token: 'opaque', expires_in: 300, token_type: 'mac' });
         case '/id-token':
           return json({ access_token: 'opaque', expires_in: 300, token_type: 'Bearer', issued_token_type: 'urn:ietf:params:oauth:token-type:id_token' });
         default:
@@ -219,6 +221,7 @@ it('a hostile token endpoint: slow, garbage, or a token for someone else is refu
     expect(await attempt('token_exchange_token_for_someone_else', refusedBy('/someone-else', /a token for spiffe:\/\/wif\.example\.org\/someone-else/))).toBe(true);
     expect(await attempt('token_exchange_token_for_someone_else', refusedBy('/echo', /with the JWT-SVID it was sent/))).toBe(true);
     expect(await attempt('token_exchange_token_for_someone_else', refusedBy('/id-token', /not an access token/))).toBe(true);
+    expect(await attempt('token_exchange_garbage', refusedBy('/mac', /a mac token, not a Bearer token/))).toBe(true);
   } finally {
     jwt.close();
     hostile.closeAllConnections();
