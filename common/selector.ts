@@ -5,7 +5,7 @@ import { invalidArgument } from './errors';
  * An entry matches when its selectors are a subset of the attested ones.
  */
 
-/** Same shape as the Selector of server/datastore (common must not import server). */
+/** A selector; server/datastore re-exports this type (common imports neither side). */
 export interface Selector {
   type: string;
   value: string;

@@ -14,7 +14,7 @@ import { subsystem, audit, F } from '../common/log';
 import { x509AuthoritiesFromPem } from '../common/bundle/bundle';
 import { derToPem } from '../common/pem';
 import type { ServerConfig } from './config';
-import { SqliteDataStore } from './datastore/sqlite';
+import { SqliteDataStore } from './datastore/sqlite/store';
 import type { DataStore } from './datastore/datastore';
 import type { KeyManager } from './keymanager/keymanager';
 import { MemoryKeyManager } from './keymanager/memory';

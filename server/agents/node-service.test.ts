@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { SqliteDataStore } from '../datastore/sqlite';
+import { SqliteDataStore } from '../datastore/sqlite/store';
 import { MemoryKeyManager } from '../keymanager/memory';
 import { CAManager } from '../ca/ca-manager';
 import { X509PopAttestor } from '../attestor/node/x509pop';

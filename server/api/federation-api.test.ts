@@ -4,7 +4,7 @@ import express from 'express';
 import { encodeBundle } from '../../common/bundle/bundle';
 import { unavailable } from '../../common/errors';
 import { createLogger } from '../../common/log';
-import { SqliteDataStore } from '../datastore/sqlite';
+import { SqliteDataStore } from '../datastore/sqlite/store';
 import { makeTestCA, type TestCert } from '../../test/helpers/test-pki';
 import { removeDir, shortTempDir } from '../../test/helpers/processes';
 import type { RefreshResult } from '../federation/fetcher';

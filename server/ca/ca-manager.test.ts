@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import pino from 'pino';
 import * as jose from 'jose';
 import { CAManager, type CAManagerConfig } from './ca-manager';
-import { SqliteDataStore } from '../datastore/sqlite';
+import { SqliteDataStore } from '../datastore/sqlite/store';
 import { MemoryKeyManager } from '../keymanager/memory';
 import { DiskKeyManager } from '../keymanager/disk';
 import { jwtBundleJwks } from '../../common/bundle/bundle';

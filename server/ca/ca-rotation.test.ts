@@ -6,7 +6,7 @@ import { X509Certificate, generateKeyPair as gen, type KeyObject } from 'node:cr
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { CAManager, type CAManagerConfig, type CAManagerDeps } from './ca-manager';
-import { SqliteDataStore } from '../datastore/sqlite';
+import { SqliteDataStore } from '../datastore/sqlite/store';
 import type { DataStore } from '../datastore/datastore';
 import { MemoryKeyManager } from '../keymanager/memory';
 import { decodeBundle } from '../../common/bundle/bundle';

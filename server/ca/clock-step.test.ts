@@ -6,7 +6,7 @@ import { X509Certificate, generateKeyPair as gen, type KeyObject } from 'node:cr
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { CAManager, defaultPruneGrace, type CAManagerConfig } from './ca-manager';
-import { SqliteDataStore } from '../datastore/sqlite';
+import { SqliteDataStore } from '../datastore/sqlite/store';
 import { MemoryKeyManager } from '../keymanager/memory';
 import { validateX509SVIDChain } from '../../common/x509svid/validate';
 import type { Clock } from '../../common/clock';

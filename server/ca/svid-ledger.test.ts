@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SqliteDataStore } from '../datastore/sqlite';
+import { SqliteDataStore } from '../datastore/sqlite/store';
 import { SVIDLedger } from './svid-ledger';
 
 describe('SVIDLedger on a SQLite file', () => {

@@ -160,13 +160,32 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
         expect(await s.getRevision()).toBe(4);
       });
 
-      it('keeps "type:value" boundaries: (a:b, c) and (a, b:c) are different selectors', async () => {
-        const e1 = await s.createRegistrationEntry(newEntry({ selectors: [sel('a:b', 'c')] }));
+      it('keeps "type:value" boundaries: a type cannot hold ":", a value can, and (a, b:c) differs from (a, b)', async () => {
+        await expect(s.createRegistrationEntry(newEntry({ selectors: [sel('a:b', 'c')] }))).rejects.toMatchObject({
+          code: 'INVALID_ARGUMENT',
+          message: expect.stringMatching(/types use only a-z 0-9 _ -/),
+        });
+        const e1 = await s.createRegistrationEntry(newEntry({ selectors: [sel('a', 'b')] }));
         const e2 = await s.createRegistrationEntry(newEntry({ selectors: [sel('a', 'b:c')] }));
         const exact = await s.listRegistrationEntries({ selectors: { selectors: [sel('a', 'b:c')], match: 'exact' } });
         expect(sortedIds(exact)).toEqual([e2.id]);
-        const any = await s.listRegistrationEntries({ selectors: { selectors: [sel('a:b', 'c')], match: 'any' } });
+        const any = await s.listRegistrationEntries({ selectors: { selectors: [sel('a', 'b')], match: 'any' } });
         expect(sortedIds(any)).toEqual([e1.id]);
+        expect((await s.fetchRegistrationEntry(e2.id))?.selectors).toEqual([sel('a', 'b:c')]);
+      });
+
+      it('refuses selectors the admin API would refuse (control characters, over 1024 bytes)', async () => {
+        for (const bad of [sel('unix', 'uid:1\n'), sel('unix', 'x'.repeat(1100))]) {
+          await expect(s.createRegistrationEntry(newEntry({ selectors: [bad] }))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+        }
+        expect(await s.countRegistrationEntries()).toBe(0);
+      });
+
+      it('orders a selector set by code point, as the byte order of UTF-8 (an astral character after U+FFFD)', async () => {
+        const e = await s.createRegistrationEntry(newEntry({ selectors: [sel('k', '\u{1F600}'), sel('k', '\uFFFD')] }));
+        expect(e.selectors).toEqual([sel('k', '\uFFFD'), sel('k', '\u{1F600}')]);
+        const exact = await s.listRegistrationEntries({ selectors: { selectors: [sel('k', '\u{1F600}'), sel('k', '\uFFFD')], match: 'exact' } });
+        expect(sortedIds(exact)).toEqual([e.id]);
       });
 
       it('stores quotes and SQL text verbatim', async () => {

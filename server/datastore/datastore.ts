@@ -9,10 +9,10 @@
  * Times are Unix seconds (integers).
  */
 
-export interface Selector {
-  type: string;
-  value: string;
-}
+import type { Selector } from '../../common/selector';
+
+/** One selector type for the whole project (common/selector.ts: parsing, rules, the set order). */
+export type { Selector };
 
 export interface RegistrationEntry {
   id: string;

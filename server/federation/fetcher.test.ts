@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { decodeBundle, encodeBundle, type SpiffeBundle } from '../../common/bundle/bundle';
 import { TesseraError } from '../../common/errors';
 import { createLogger } from '../../common/log';
-import { SqliteDataStore } from '../datastore/sqlite';
+import { SqliteDataStore } from '../datastore/sqlite/store';
 import { makeTestCA, makeTestLeaf, type TestCert } from '../../test/helpers/test-pki';
 import { removeDir, shortTempDir } from '../../test/helpers/processes';
 import { startBundleEndpoint, type BundleEndpoint, type BundleEndpointTLS } from './bundle-endpoint';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Database } from 'better-sqlite3';
-import { failedPrecondition } from '../../common/errors';
+import { failedPrecondition } from '../../../common/errors';
 
 /** The part of a logger migrate uses (a pino Logger fits). */
 export interface MigrateLog {
@@ -113,7 +113,7 @@ function readMigrations(dir: string): MigrationFile[] {
  */
 export function defaultMigrationsDir(): string {
   for (let d = __dirname; ; d = path.dirname(d)) {
-    const candidate = path.join(d, 'migrations');
+    const candidate = path.join(d, 'migrations', 'sqlite');
     if (fs.existsSync(path.join(candidate, '0001_init.sql'))) return candidate;
     if (path.dirname(d) === d) break;
   }

@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { TesseraError } from '../../common/errors';
-import { runDataStoreContract } from './contract';
-import type { DataStore } from './datastore';
+import { TesseraError } from '../../../common/errors';
+import { runDataStoreContract } from '../contract';
+import type { DataStore } from '../datastore';
 import { defaultMigrationsDir, migrate } from './migrate';
-import { SqliteDataStore } from './sqlite';
+import { SqliteDataStore } from './store';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-ds-'));
 
@@ -144,7 +144,7 @@ describe('migrate', () => {
   };
 
   it('finds the repository migrations from the source tree', () => {
-    expect(defaultMigrationsDir()).toBe(path.resolve(__dirname, '../../migrations'));
+    expect(defaultMigrationsDir()).toBe(path.resolve(__dirname, '../../../migrations/sqlite'));
   });
 
   it('applies the real migrations once; a second run is a no-op', () => {
@@ -158,6 +158,27 @@ describe('migrate', () => {
     expect(migrate(db, defaultMigrationsDir(), log)).toEqual({ from: latest, to: latest });
     expect(versions()).toEqual(before);
     expect(lines).toHaveLength(latest);
+  });
+
+  it('migration 6 re-sorts a selector set stored in UTF-16 order to code point order, and leaves other keys byte-equal', () => {
+    const real = defaultMigrationsDir();
+    const files = fs.readdirSync(real).filter((f) => f.endsWith('.sql')).sort();
+    for (const f of files.slice(0, 5)) fs.copyFileSync(path.join(real, f), path.join(dir, f));
+    expect(migrate(db, dir)).toEqual({ from: 0, to: 5 });
+    const put = (id: string, key: string, sels: [string, string][]) => {
+      db.prepare(`INSERT INTO registration_entries (id, spiffe_id, parent_id, selectors_key, x509_svid_ttl, jwt_svid_ttl,
+        admin, downstream, created_at, revision) VALUES (?, 'spiffe://td/w', 'spiffe://td/a', ?, 0, 0, 0, 0, 0, 1)`).run(id, key);
+      for (const [t, v] of sels) db.prepare('INSERT INTO entry_selectors VALUES (?, ?, ?)').run(id, t, v);
+    };
+    // the old store's order: '\u{1F600}' < '\uFFFD' by UTF-16 units
+    put('astral', JSON.stringify([['k', '\u{1F600}'], ['k', '\uFFFD']]), [['k', '\u{1F600}'], ['k', '\uFFFD']]);
+    const plain = JSON.stringify([['unix', 'gid:"1"\\'], ['unix', 'uid:1000\u00e9']]);
+    put('plain', plain, [['unix', 'gid:"1"\\'], ['unix', 'uid:1000\u00e9']]);
+    fs.copyFileSync(path.join(real, files[5]!), path.join(dir, files[5]!));
+    expect(migrate(db, dir)).toEqual({ from: 5, to: 6 });
+    const key = (id: string) => (db.prepare('SELECT selectors_key AS k FROM registration_entries WHERE id = ?').get(id) as { k: string }).k;
+    expect(key('astral')).toBe(JSON.stringify([['k', '\uFFFD'], ['k', '\u{1F600}']]));
+    expect(key('plain')).toBe(plain);
   });
 
   it('applies only the files not yet applied, in order', () => {
