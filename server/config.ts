@@ -21,7 +21,21 @@ const schema = z
     health_bind: hostPort.default({ host: '127.0.0.1', port: 8082 }),
     log_level: logLevel,
     key_manager: z.enum(['disk', 'memory']).default('disk'),
-    datastore: z.object({ path: z.string().min(1).optional() }).default({}),
+    datastore: z
+      .object({
+        /** SQLite file (the default store), relative to data_dir */
+        path: z.string().min(1).optional(),
+        /** postgresql://... : use PostgreSQL instead of SQLite (also TESSERA_DATASTORE_URL) */
+        url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// url').optional(),
+        pool_size: z.coerce.number().int().min(1).max(200).default(10),
+        /** seconds; PostgreSQL's statement_timeout for every statement */
+        statement_timeout: z.coerce.number().positive().max(600).default(5),
+        /** seconds to get or open a connection */
+        connect_timeout: z.coerce.number().positive().max(600).default(5),
+        /** the PostgreSQL schema (search_path) of Tessera's tables; default the database's own */
+        schema: z.string().regex(/^[a-z_][a-z0-9_]*$/).optional(),
+      })
+      .default({ pool_size: 10, statement_timeout: 5, connect_timeout: 5 }),
     ca: z
       .object({
         key_type: keyType.default('ec-p256'),
@@ -158,7 +172,10 @@ export interface ServerConfig {
   healthBind: { host: string; port: number };
   logLevel: string;
   keyManager: 'disk' | 'memory';
+  /** SQLite file (always set: the default) */
   datastorePath: string;
+  /** set when the datastore is PostgreSQL (datastore.url or TESSERA_DATASTORE_URL) */
+  postgres?: { url: string; poolSize: number; statementTimeoutMs: number; connectTimeoutMs: number; schema?: string };
   /** rotationInterval: seconds between key rotation checks */
   ca: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; ttl: number; organization: string; rotationInterval: number };
   jwt: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; issuer?: string; requireAudienceAllowlist: boolean };
@@ -197,6 +214,7 @@ export const SERVER_ENV: Record<string, string> = {
   TESSERA_HEALTH_BIND: 'health_bind',
   TESSERA_LOG_LEVEL: 'log_level',
   TESSERA_KEY_MANAGER: 'key_manager',
+  TESSERA_DATASTORE_URL: 'datastore.url',
 };
 
 export interface ServerFlags {
@@ -243,6 +261,15 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Se
     logLevel: c.log_level,
     keyManager: c.key_manager,
     datastorePath: path.resolve(dataDir, c.datastore.path ?? 'datastore.sqlite3'),
+    postgres: c.datastore.url
+      ? {
+          url: c.datastore.url,
+          poolSize: c.datastore.pool_size,
+          statementTimeoutMs: Math.round(c.datastore.statement_timeout * 1000),
+          connectTimeoutMs: Math.round(c.datastore.connect_timeout * 1000),
+          schema: c.datastore.schema,
+        }
+      : undefined,
     ca: {
       keyType: c.ca.key_type,
       ttl: c.ca.ttl,

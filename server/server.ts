@@ -14,7 +14,9 @@ import { subsystem, audit, F } from '../common/log';
 import { x509AuthoritiesFromPem } from '../common/bundle/bundle';
 import { derToPem } from '../common/pem';
 import type { ServerConfig } from './config';
-import { SqliteDataStore } from './datastore/sqlite/store';
+import { systemClock, unixNow, type Clock } from '../common/clock';
+import { openDataStore } from './datastore/open';
+import { DatastoreHealth } from './datastore/health';
 import type { DataStore } from './datastore/datastore';
 import type { KeyManager } from './keymanager/keymanager';
 import { MemoryKeyManager } from './keymanager/memory';
@@ -65,24 +67,28 @@ export interface RunningServer {
  * on a Unix socket in a 0750 directory) and health/metrics (HTTP on `health_bind`).
  * A failed start closes whatever it had opened, so the process exits.
  */
-export async function startServer(config: ServerConfig, rootLog: Logger): Promise<RunningServer> {
+export async function startServer(config: ServerConfig, rootLog: Logger, clock: Clock = systemClock): Promise<RunningServer> {
   const opened = new Closers();
   try {
-    return await start(config, rootLog, opened);
+    return await start(config, rootLog, opened, clock);
   } catch (e) {
     await opened.closeAll();
     throw e;
   }
 }
 
-async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Promise<RunningServer> {
+async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clock: Clock): Promise<RunningServer> {
   const log = subsystem(rootLog, 'server');
-  const now = () => Math.floor(Date.now() / 1000);
+  // The one clock of the process: Unix seconds for stored times, ms for anomalies, monotonic ms for deadlines.
+  const now = () => unixNow(clock);
+  const monotonicMs = clock.monotonic ? () => clock.monotonic!() : () => performance.now();
   for (const w of config.warnings) log.warn(w);
   // Before anything is read from it: a directory someone else made could hold their CA key as ours.
   ensureTrustedDir(config.dataDir, { mode: 0o700, what: 'server data directory' });
 
-  const store = opened.add(SqliteDataStore.open(config.datastorePath), (s) => s.close());
+  const datastore = await openDataStore(config, subsystem(rootLog, 'datastore'), now);
+  const store = opened.add(datastore.store, (s) => s.close());
+  const storeHealth = opened.add(new DatastoreHealth(datastore.ping, subsystem(rootLog, 'datastore')).start(), (h) => h.stop());
   const keyManager: KeyManager =
     config.keyManager === 'disk' ? await DiskKeyManager.open(path.join(config.dataDir, 'keys')) : new MemoryKeyManager();
   const upstream = config.upstreamAuthority ? new DiskUpstreamAuthority(config.upstreamAuthority, now) : undefined;
@@ -103,6 +109,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Pr
     upstream,
     pruneGraceSeconds: defaultPruneGrace(config.ca.ttl),
     onClockJump: () => metrics.clockJumps.inc(),
+    clock,
   });
   opened.add(ca, (c) => c.stop());
   // issue #4: rotate keys on a timer; record each SVID's signer (what a tainted key's revoke waits for)
@@ -119,13 +126,13 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Pr
   if (config.nodeAttestors.joinToken) attestors.set('join_token', new JoinTokenAttestor(store, config.trustDomain, now));
   if (config.nodeAttestors.x509pop) {
     const roots = x509AuthoritiesFromPem(readFileSync(config.nodeAttestors.x509pop.caBundleFile, 'utf8')).map((d) => new X509Certificate(d));
-    attestors.set('x509pop', new X509PopAttestor(roots, config.trustDomain, () => new Date()));
+    attestors.set('x509pop', new X509PopAttestor(roots, config.trustDomain, () => clock.now()));
   }
   const changes = new ChangeFeed();
   ca.onBundleChange(() => changes.notify());
   const serverId = `spiffe://${config.trustDomain}${SERVER_PATH}`;
   const authorizer = new EntryAuthorizer(store, serverId, now);
-  const nodes = new NodeService({ store, ca, attestors, agentSvidTtl: config.agentSvidTtl, log: subsystem(rootLog, 'node_attestation'), metrics, now, ledger });
+  const nodes = new NodeService({ store, ca, attestors, agentSvidTtl: config.agentSvidTtl, log: subsystem(rootLog, 'node_attestation'), metrics, now, monotonicMs, ledger });
 
   // --- agent API: HTTPS with our own SVID; client certs verified against the bundle ---
   const tlsOptions = async () => {
@@ -160,11 +167,12 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Pr
       attestationPerSecond: config.rateLimits.attestationPerSecond,
       signingPerSecond: config.rateLimits.signingPerSecond,
       maxWaitSeconds: config.agentSyncMaxWait,
+      monotonicMs,
       ledger,
       anomalies: new IdentityAnomalies(config.anomaly, {
         log: subsystem(rootLog, 'anomaly'),
         onAnomaly: (kind) => metrics.anomalies.inc({ kind }),
-        now: () => Date.now(),
+        now: () => clock.now().getTime(),
       }),
     }),
   );
@@ -211,6 +219,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Pr
     serverSvid: () => ({ key: tls.key, cert: tls.cert }),
     notify: () => changes.notify(),
     log: rootLog,
+    now,
   });
   opened.add(federation, (f) => f.close());
   const oidc = config.oidc
@@ -238,7 +247,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Pr
       defaultX509SvidTtl: config.defaultX509SvidTtl,
       defaultJwtSvidTtl: config.defaultJwtSvidTtl,
       now,
-      ready: () => isReady && ca.canSign(),
+      ready: () => isReady && ca.canSign() && storeHealth.reachable(),
       requireAudienceAllowlist: config.jwt.requireAudienceAllowlist,
       extraRouters: [
         authorityApi({ ca, ledger }), // issue #4: tessera authority ...
@@ -258,8 +267,8 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Pr
   healthApp.get('/live', (_q, r) => void r.json({ live: true }));
   // Ready means able to sign: an expired CA (an upstream that ran out, a clock far off) is not ready.
   healthApp.get('/ready', (_q, r) => {
-    const ready = isReady && ca.canSign();
-    r.status(ready ? 200 : 503).json({ ready, ca: ca.signingStatus() });
+    const ready = isReady && ca.canSign() && storeHealth.reachable();
+    r.status(ready ? 200 : 503).json({ ready, ca: ca.signingStatus(), datastore: { engine: datastore.engine, ...storeHealth.status() } });
   });
   healthApp.get('/metrics', async (_q, r) => {
     caGauges();
@@ -307,6 +316,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers): Pr
       bundle_endpoint: federation.bundleEndpoint && `${federation.bundleEndpoint.address}:${federation.bundleEndpoint.port}`,
       oidc: oidc && `${oidc.address.address}:${oidc.address.port}`,
       data_dir: config.dataDir,
+      datastore: datastore.description,
       bundle_sequence: ca.bundle().sequence,
     },
     'server ready',

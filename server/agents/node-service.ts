@@ -46,6 +46,8 @@ export class NodeService {
       log: Logger;
       metrics: ServerMetrics;
       now: () => number;
+      /** milliseconds on a clock that never steps (challenge lifetimes); default performance.now */
+      monotonicMs?: () => number;
       /** records which CA signed each agent SVID (dependents of a tainted CA) */
       ledger?: Pick<SVIDLedger, 'record'>;
     },
@@ -70,7 +72,7 @@ export class NodeService {
       this.sweep();
       if (this.pending.size >= MAX_PENDING_CHALLENGES) throw new TesseraError('UNAVAILABLE', 'too many attestations in progress; retry shortly');
       const challengeId = randomBytes(16).toString('base64url');
-      this.pending.set(challengeId, { attestor, state: step.state, spki: publicKeySpki, expires: Date.now() + CHALLENGE_TTL_MS, remote });
+      this.pending.set(challengeId, { attestor, state: step.state, spki: publicKeySpki, expires: this.mono() + CHALLENGE_TTL_MS, remote });
       return { challengeId, challenge: step.challenge };
     } catch (e) {
       this.denied(attestor.type, e, remote);
@@ -81,7 +83,7 @@ export class NodeService {
   /** Step two of a challenge–response attestation. */
   async answer(challengeId: unknown, response: Buffer, remote: string): Promise<AttestOutcome> {
     const p = typeof challengeId === 'string' ? this.pending.get(challengeId) : undefined;
-    if (!p || p.expires < Date.now()) throw permissionDenied('attestation challenge is unknown or expired; start the attestation again');
+    if (!p || p.expires < this.mono()) throw permissionDenied('attestation challenge is unknown or expired; start the attestation again');
     this.pending.delete(challengeId as string);
     try {
       const result = await p.attestor.finish!(p.state, response);
@@ -202,8 +204,12 @@ export class NodeService {
     return this.deps.ledger?.record([{ holder: SVIDLedger.agentHolder(agentId), authorityId: svid.authorityId, expiresAt: svid.expiresAt }]);
   }
 
+  private mono(): number {
+    return this.deps.monotonicMs ? this.deps.monotonicMs() : performance.now();
+  }
+
   private sweep(): void {
-    const t = Date.now();
+    const t = this.mono();
     for (const [k, p] of this.pending) if (p.expires < t) this.pending.delete(k);
   }
 }

@@ -42,6 +42,8 @@ export interface AgentApiDeps {
   ledger?: Pick<SVIDLedger, 'record'>;
   /** identity-use anomalies per agent (requests by route, JWT-SVIDs per audience set, denials) */
   anomalies?: Pick<IdentityAnomalies, 'record'>;
+  /** milliseconds on a clock that never steps (long-poll deadlines); default performance.now */
+  monotonicMs?: () => number;
 }
 
 type AgentRequest = Request & { node?: AttestedNode };
@@ -161,9 +163,10 @@ export function agentApi(d: AgentApiDeps): Router {
       // Long poll: hold the request until something changes or `wait` passes.
       const ac = new AbortController();
       res.on('close', () => ac.abort()); // client went away
-      const deadline = Date.now() + wait * 1000;
-      while (Date.now() < deadline && !ac.signal.aborted) {
-        await d.changes.wait(deadline - Date.now(), ac.signal);
+      const mono = d.monotonicMs ?? (() => performance.now());
+      const deadline = mono() + wait * 1000;
+      while (mono() < deadline && !ac.signal.aborted) {
+        await d.changes.wait(deadline - mono(), ac.signal);
         if (ac.signal.aborted) break;
         // An eviction or ban also wakes long polls: re-check, so the agent learns at once (403).
         const peer = (req.socket as TLSSocket & { tesseraPeer?: { agentId: string; serial: string } }).tesseraPeer!;

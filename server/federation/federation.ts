@@ -21,6 +21,8 @@ export interface FederationDeps {
   /** wakes agents: a federated bundle changed */
   notify: () => void;
   log: Logger;
+  /** Unix seconds (the server's clock) */
+  now?: () => number;
 }
 
 export interface Federation {
@@ -46,6 +48,7 @@ export async function startFederation(d: FederationDeps): Promise<Federation> {
     ownTrustDomain: d.config.trustDomain,
     log,
     onChange: d.notify,
+    now: d.now,
     minRefreshHint: f?.minRefreshHint ?? 30,
     deadlineMs: f?.fetchTimeoutMs,
     webCaPem: f?.webCaFile ? [readFileSync(f.webCaFile, 'utf8')] : [],

@@ -2,7 +2,9 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, createWriteStream, rmSync, readFileSync, existsSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { knownSecret, scanLog } from './figures';
+import { adminQuery } from './postgres';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
@@ -35,6 +37,21 @@ export interface ServerProcess {
 }
 
 /**
+ * With TESSERA_TEST_DATASTORE=postgres (set by the PostgreSQL runs of the e2e
+ * suites), a server gets PostgreSQL instead of SQLite: the test server of
+ * TESSERA_TEST_POSTGRES_URL and a schema named after its data directory, so a
+ * restart on the same directory finds the same data.
+ */
+async function testDatastoreConfig(dir: string): Promise<Record<string, unknown> | undefined> {
+  if (process.env.TESSERA_TEST_DATASTORE !== 'postgres') return undefined;
+  const url = process.env.TESSERA_TEST_POSTGRES_URL;
+  if (!url) throw new Error('TESSERA_TEST_DATASTORE=postgres needs TESSERA_TEST_POSTGRES_URL');
+  const schema = `e2e_${createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 16)}`;
+  await adminQuery(url, `CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  return { url, schema };
+}
+
+/**
  * Starts the real `tessera server run` on port 0, a temp data dir, SQLite file
  * and admin socket, and resolves once it logs `server_ready`.
  */
@@ -43,6 +60,7 @@ export async function startServerProcess(
 ): Promise<ServerProcess> {
   const dir = opts.dir ?? shortTempDir();
   const trustDomain = opts.trustDomain ?? 'example.org';
+  const datastore = await testDatastoreConfig(dir);
   const adminSocket = path.join(dir, 'admin', 'api.sock');
   const configFile = path.join(dir, 'server.json');
   writeFileSync(
@@ -55,6 +73,7 @@ export async function startServerProcess(
       admin_socket: adminSocket,
       log_level: 'debug',
       rate_limits: { attestation_per_second: 100, signing_per_second: 10000 },
+      ...(datastore && { datastore }),
       ...opts.config,
     }),
   );

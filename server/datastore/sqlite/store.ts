@@ -126,11 +126,12 @@ export class SqliteDataStore implements DataStore {
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       db.pragma('busy_timeout = 5000');
-      migrate(db, opts.migrationsDir ?? defaultMigrationsDir(), opts.log);
+      const now = opts.now ?? (() => unixNow());
+      migrate(db, opts.migrationsDir ?? defaultMigrationsDir('sqlite'), opts.log, () => Math.floor(now()));
       if (onDisk) {
         for (const f of [`${file}-wal`, `${file}-shm`]) if (fs.existsSync(f)) fs.chmodSync(f, 0o600);
       }
-      return new SqliteDataStore(db, opts.now ?? (() => unixNow()));
+      return new SqliteDataStore(db, now);
     } catch (err) {
       db.close();
       if (err instanceof TesseraError) throw err;
