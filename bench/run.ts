@@ -5,6 +5,7 @@ import { benchAgentApi } from './agent-api';
 import { benchPropagation, percentile } from './propagation';
 import { benchAgent } from './agent';
 import { benchCacheVerify } from './cache-verify';
+import { benchSigningPool } from './signing-pool';
 import { benchJWTValidation, benchMTLS, benchPolicy } from './sdk';
 
 /**
@@ -39,14 +40,28 @@ async function sdkBenches(): Promise<void> {
   line('mtls_sdk_client_handshake_ratio', m.clientHandshakeRatio, 3);
 }
 
+/** Signing on every core: the pool with 2 workers against 1 worker, and inline, in the same run. */
+async function signingBenches(seconds: number): Promise<void> {
+  const sp = await benchSigningPool(seconds);
+  line('signing_inline_per_sec', sp.inlinePerSec, 0);
+  line('signing_pool_1_worker_per_sec', sp.oneWorkerPerSec, 0);
+  line('signing_pool_2_workers_per_sec', sp.twoWorkersPerSec, 0);
+  line('signing_pool_2_vs_1_worker_ratio', sp.ratio, 3);
+}
+
 async function main(): Promise<void> {
-  // BENCH_ONLY=sdk runs just the workload-side figures.
+  // BENCH_ONLY=sdk runs just the workload-side figures; BENCH_ONLY=signing the signing pool's.
   if (process.env.BENCH_ONLY === 'sdk') return sdkBenches();
+  if (process.env.BENCH_ONLY === 'signing') {
+    return signingBenches(Number(process.env.BENCH_SECONDS ?? 6));
+  }
   const secs = Number(process.env.BENCH_SECONDS ?? 3);
   const x = await benchX509(secs);
   line('raw_p256_sign_per_sec', x.rawSignPerSec, 0);
   line('x509_mint_per_sec', x.mintPerSec, 0);
   line('x509_mint_ratio', x.ratio);
+  // Signing on every core: the pool with 2 workers against 1 worker, in the same run.
+  await signingBenches(Math.max(secs, 6));
   const j = await benchJWT(secs);
   line('jwt_raw_sign_per_sec', j.rawSignPerSec, 0);
   line('jwt_mint_per_sec', j.mintPerSec, 0);

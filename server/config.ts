@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { anomalyConfig, type AnomalyConfig } from '../common/anomaly/identity-anomalies';
@@ -43,6 +44,8 @@ const schema = z
         organization: z.string().min(1).max(64).default('Tessera'),
         /** seconds between key rotation checks (fractions allowed); default min(ttl / 60, 10) */
         rotation_interval: z.coerce.number().positive().max(3600).optional(),
+        /** worker threads that verify CSRs and sign agent batches; 0 = on the main thread; default one per core */
+        signing_workers: z.coerce.number().int().min(0).max(64).optional(),
       })
       .default({ key_type: 'ec-p256', ttl: 24 * 3600, organization: 'Tessera' }),
     jwt: z
@@ -177,7 +180,7 @@ export interface ServerConfig {
   /** set when the datastore is PostgreSQL (datastore.url or TESSERA_DATASTORE_URL) */
   postgres?: { url: string; poolSize: number; statementTimeoutMs: number; connectTimeoutMs: number; schema?: string };
   /** rotationInterval: seconds between key rotation checks */
-  ca: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; ttl: number; organization: string; rotationInterval: number };
+  ca: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; ttl: number; organization: string; rotationInterval: number; signingWorkers: number };
   jwt: { keyType: 'ec-p256' | 'ec-p384' | 'rsa-2048'; issuer?: string; requireAudienceAllowlist: boolean };
   defaultX509SvidTtl: number;
   defaultJwtSvidTtl: number;
@@ -275,6 +278,8 @@ export function loadServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Se
       ttl: c.ca.ttl,
       organization: c.ca.organization,
       rotationInterval: c.ca.rotation_interval ?? defaultRotationInterval(c.ca.ttl),
+      // one worker per core; on a single core the main thread signs (a worker would only add a message hop)
+      signingWorkers: c.ca.signing_workers ?? (os.availableParallelism() >= 2 ? os.availableParallelism() : 0),
     },
     jwt: { keyType: c.jwt.key_type, issuer: c.jwt.issuer ?? c.oidc?.issuer, requireAudienceAllowlist: c.jwt.require_audience_allowlist },
     defaultX509SvidTtl: c.default_x509_svid_ttl,

@@ -16,6 +16,8 @@ import { derToPem } from '../common/pem';
 import type { ServerConfig } from './config';
 import { systemClock, unixNow, type Clock } from '../common/clock';
 import { openDataStore } from './datastore/open';
+import { SigningPool } from './ca/signing/pool';
+import { X509Issuance } from './issuance/x509-issuance';
 import { DatastoreHealth } from './datastore/health';
 import type { DataStore } from './datastore/datastore';
 import type { KeyManager } from './keymanager/keymanager';
@@ -115,6 +117,9 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
   // issue #4: rotate keys on a timer; record each SVID's signer (what a tainted key's revoke waits for)
   ca.startRotation(config.ca.rotationInterval);
   const ledger = new SVIDLedger({ store, now });
+  // Agent batches are verified and signed on worker threads, one per core by default (ca.signing_workers).
+  const pool = config.ca.signingWorkers > 0 ? opened.add(SigningPool.start({ size: config.ca.signingWorkers, log: subsystem(rootLog, 'ca') }), (p) => p.close()) : undefined;
+  const issuance = new X509Issuance({ ca, defaultTtl: config.defaultX509SvidTtl, pool, ledger });
   const caGauges = () => {
     metrics.caExpiry.set({ kind: 'x509' }, ca.x509NotAfter());
     metrics.caExpiry.set({ kind: 'jwt' }, ca.jwtNotAfter());
@@ -168,6 +173,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
       signingPerSecond: config.rateLimits.signingPerSecond,
       maxWaitSeconds: config.agentSyncMaxWait,
       monotonicMs,
+      issuance,
       ledger,
       anomalies: new IdentityAnomalies(config.anomaly, {
         log: subsystem(rootLog, 'anomaly'),
@@ -340,6 +346,8 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
       changes.notify();
       await Promise.all([federation?.close(), oidc?.close()]); // issue #4
       await Promise.all([agentServer, adminServer, healthServer].map(closeServer));
+      await pool?.close();
+      storeHealth.stop();
       await store.close();
       log.info('server stopped');
     },

@@ -6,8 +6,8 @@ import { F, audit } from '../../common/log';
 import { TesseraError, invalidArgument, permissionDenied, HTTP_STATUS } from '../../common/errors';
 import { parseSpiffeId } from '../../common/spiffeid/spiffe-id';
 import { encodeBundle, decodeBundle, type SpiffeBundle } from '../../common/bundle/bundle';
-import { parseAndVerifyCSR } from '../../common/x509svid/csr';
-import type { AttestedNode, DataStore } from '../datastore/datastore';
+import type { AttestedNode, DataStore, RegistrationEntry } from '../datastore/datastore';
+import type { X509Issuance } from '../issuance/x509-issuance';
 import type { CAManager, MintedX509 } from '../ca/ca-manager';
 import { normSerial, type NodeService } from '../agents/node-service';
 import type { EntryAuthorizer } from '../registration/authorizer';
@@ -40,6 +40,8 @@ export interface AgentApiDeps {
   maxWaitSeconds: number;
   /** records which authority signed each SVID, to count what still depends on a tainted key */
   ledger?: Pick<SVIDLedger, 'record'>;
+  /** verify CSR → mint → ledger for X.509-SVID batches (on the signing pool when there is one) */
+  issuance: X509Issuance;
   /** identity-use anomalies per agent (requests by route, JWT-SVIDs per audience set, denials) */
   anomalies?: Pick<IdentityAnomalies, 'record'>;
   /** milliseconds on a clock that never steps (long-poll deadlines); default performance.now */
@@ -197,9 +199,11 @@ export function agentApi(d: AgentApiDeps): Router {
     signLimit.take(agentId, reqs.length);
     const set = await d.authorizer.authorized({ spiffeId: agentId, selectors: req.node!.selectors });
     const issued: Array<{ entry_id: string; spiffe_id: string; serial: string }> = [];
-    const ledger: Array<{ holder: string; authorityId: string; expiresAt: number }> = [];
     const denied: string[] = [];
-    const results = reqs.map((item: unknown, i: number) => {
+    // Authorize and check the fields of every item here; verify, sign and record in the issuance service.
+    const results: Array<Record<string, unknown>> = new Array(reqs.length);
+    const toIssue: Array<{ i: number; entry: RegistrationEntry; csr: Buffer }> = [];
+    reqs.forEach((item: unknown, i: number) => {
       const entryId = (item as { entry_id?: unknown } | null)?.entry_id;
       try {
         if (typeof entryId !== 'string') throw invalidArgument(`requests.${i}.entry_id must be a string`);
@@ -208,22 +212,22 @@ export function agentApi(d: AgentApiDeps): Router {
           denied.push(entryId);
           throw permissionDenied(`agent is not authorized for entry ${entryId}`);
         }
-        const { publicKeySpki } = parseAndVerifyCSR(derField((item as { csr?: unknown }).csr, `requests.${i}.csr`));
-        const svid = d.ca.mintX509SVID({
-          spiffeId: entry.spiffeId,
-          publicKeySpki,
-          dnsNames: entry.dnsNames,
-          ttl: entry.x509SvidTtl || d.defaultX509SvidTtl,
-        });
-        issued.push({ entry_id: entry.id, spiffe_id: entry.spiffeId, serial: svid.serialHex });
-        ledger.push({ holder: SVIDLedger.x509Holder(agentId, entry.id), authorityId: svid.authorityId, expiresAt: svid.expiresAt });
-        return { entry_id: entryId, spiffe_id: entry.spiffeId, ...chainJSON(svid) };
+        toIssue.push({ i, entry, csr: derField((item as { csr?: unknown }).csr, `requests.${i}.csr`) });
       } catch (e) {
         if (!(e instanceof TesseraError)) throw e;
-        return { entry_id: typeof entryId === 'string' ? entryId : null, error: { code: e.code, message: e.message } };
+        results[i] = { entry_id: typeof entryId === 'string' ? entryId : null, error: { code: e.code, message: e.message } };
       }
     });
-    await d.ledger?.record(ledger);
+    const minted = await d.issuance.issue(agentId, toIssue);
+    minted.forEach((svid, k) => {
+      const { i, entry } = toIssue[k]!;
+      if (svid instanceof TesseraError) {
+        results[i] = { entry_id: entry.id, error: { code: svid.code, message: svid.message } };
+        return;
+      }
+      issued.push({ entry_id: entry.id, spiffe_id: entry.spiffeId, serial: svid.serialHex });
+      results[i] = { entry_id: entry.id, spiffe_id: entry.spiffeId, ...chainJSON(svid) };
+    });
     if (issued.length) {
       d.metrics.svidsIssued.inc({ type: 'x509', api: 'agent' }, issued.length);
       audit(log, 'x509_svids_issued', { [F.agentId]: agentId, count: issued.length, svids: issued });

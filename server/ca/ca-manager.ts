@@ -258,9 +258,26 @@ export class CAManager {
    * the caller what it got).
    */
   mintX509SVID(req: { spiffeId: string; publicKeySpki: Buffer; dnsNames?: string[]; ttl: number }): MintedX509 {
+    const plan = this.planX509Mint(req.ttl);
+    const { der, serialHex } = plan.signer.template.mint({
+      spiffeId: req.spiffeId,
+      dnsNames: req.dnsNames,
+      publicKeySpki: req.publicKeySpki,
+      notBefore: plan.notBefore,
+      notAfter: plan.notAfter,
+    });
+    return { chain: [der, ...plan.signer.chainTail], serialHex, expiresAt: plan.expiresAt, authorityId: plan.signer.slot.id };
+  }
+
+  /**
+   * Everything {@link mintX509SVID} decides before it signs, for signing elsewhere
+   * (the signing pool's workers, server/ca/signing/): the active CA, and the
+   * validity of a leaf with this TTL. Throws UNAVAILABLE as mintX509SVID does.
+   */
+  planX509Mint(ttl: number): { signer: X509Signer; notBefore: Date; notAfter: Date; expiresAt: number } {
     const ca = this.requireX509();
     const now = this.nowS();
-    const notAfter = Math.min(now + req.ttl, ca.notAfter);
+    const notAfter = Math.min(now + ttl, ca.notAfter);
     // Never sign outside the CA's validity: rotate instead (the next step replaces it).
     if (notAfter <= now) {
       this.kickRotation();
@@ -270,14 +287,7 @@ export class CAManager {
       this.kickRotation();
       throw unavailable('the x509 ca is not valid yet at the server clock (was the clock stepped back?); a new ca is being made, retry shortly');
     }
-    const { der, serialHex } = ca.template.mint({
-      spiffeId: req.spiffeId,
-      dnsNames: req.dnsNames,
-      publicKeySpki: req.publicKeySpki,
-      notBefore: new Date((now - NOT_BEFORE_BACKDATE_SECONDS) * 1000),
-      notAfter: new Date(notAfter * 1000),
-    });
-    return { chain: [der, ...ca.chainTail], serialHex, expiresAt: notAfter, authorityId: ca.slot.id };
+    return { signer: ca, notBefore: new Date((now - NOT_BEFORE_BACKDATE_SECONDS) * 1000), notAfter: new Date(notAfter * 1000), expiresAt: notAfter };
   }
 
   /** Mints a JWT-SVID with the active key; `exp` is capped at the key's expiry. */

@@ -25,6 +25,8 @@ export const CA_NOT_BEFORE_BACKDATE_SECONDS = 3600;
 export interface X509Signer {
   slot: CAJournalEntry;
   template: X509SVIDTemplate;
+  /** the CA key (signing workers of this process build their own template over it) */
+  key: ManagedKey;
   /** certificates sent after the leaf: our CA cert when it is an intermediate, plus upstream intermediates */
   chainTail: Buffer[];
   notAfter: number;
@@ -82,7 +84,7 @@ export function x509Material(cfg: { trustDomain: string; caKeyType: KeyType; caT
         chainTail.push(caCertDer);
         if (slot.upstreamChainDer && slot.upstreamChainDer.length) chainTail.push(...splitDer(slot.upstreamChainDer));
       }
-      return { slot, template, chainTail, notAfter: slot.notAfter, validFrom: caValidFrom(slot) };
+      return { slot, template, key, chainTail, notAfter: slot.notAfter, validFrom: caValidFrom(slot) };
     },
     keyId: (slot) => (slot.certificateDer ? x509KeyId(slot.certificateDer) : slot.kid),
     validFrom: caValidFrom,

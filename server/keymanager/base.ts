@@ -101,6 +101,7 @@ export function managedKeyFromPrivate(id: string, type: KeyType, privateKey: Key
   };
   // Non-enumerable so spreading or Object.keys() show only the data fields.
   Object.defineProperty(key, 'toJSON', { enumerable: false });
+  Object.defineProperty(key, 'keyForWorkers', { enumerable: false, value: () => privateKey });
   Object.defineProperty(key, inspect.custom, {
     enumerable: false,
     value: () => `ManagedKey { id: ${JSON.stringify(id)}, type: '${type}' }`,

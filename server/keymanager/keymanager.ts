@@ -22,6 +22,13 @@ export interface ManagedKey {
    * `dsaEncoding` 'der' is what X.509 wants, 'ieee-p1363' what JWS wants.
    */
   sign(data: Uint8Array, dsaEncoding?: 'der' | 'ieee-p1363'): Buffer;
+  /**
+   * The private key, for this process's own signing workers only
+   * (server/ca/signing/): a KeyObject posted to a worker thread is cloned inside
+   * the process and cannot be serialized, logged or written anywhere by that.
+   * Absent for keys that cannot leave their store (an HSM-backed manager).
+   */
+  readonly keyForWorkers?: () => KeyObject;
 }
 
 export interface KeyManager {
