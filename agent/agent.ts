@@ -145,7 +145,7 @@ async function start(config: AgentConfig, rootLog: Logger, log: Logger, opened: 
 async function bootstrapClient(config: AgentConfig, log: Logger): Promise<ServerClient> {
   const stored: SpiffeBundle | undefined = AgentStore.peekBundle(config.dataDir);
   if (stored && stored.x509Authorities.length > 0) {
-    return new ServerClient(config.serverAddress, config.trustDomain, stored.x509Authorities);
+    return new ServerClient(config.serverAddresses, config.trustDomain, stored.x509Authorities);
   }
   if (config.trustBundlePath) {
     let roots: Buffer[];
@@ -155,11 +155,11 @@ async function bootstrapClient(config: AgentConfig, log: Logger): Promise<Server
       throw invalidArgument(`trust_bundle_path ${config.trustBundlePath}: ${(e as Error).message}`);
     }
     if (roots.length === 0) throw invalidArgument(`trust_bundle_path ${config.trustBundlePath} holds no PEM certificate`);
-    return new ServerClient(config.serverAddress, config.trustDomain, roots);
+    return new ServerClient(config.serverAddresses, config.trustDomain, roots);
   }
   if (config.trustBundleSha256) {
     log.info({ sha256: config.trustBundleSha256 }, 'bootstrapping trust from the server, pinned to a root fingerprint');
-    return ServerClient.bootstrapWithFingerprint(config.serverAddress, config.trustDomain, config.trustBundleSha256);
+    return ServerClient.bootstrapWithFingerprint(config.serverAddresses, config.trustDomain, config.trustBundleSha256);
   }
   throw invalidArgument('the agent has no trust bundle yet: set trust_bundle_path (--trust-bundle) or trust_bundle_sha256 (--trust-bundle-sha256)');
 }

@@ -20,3 +20,10 @@ it.each([
 ])('names the key in errors: %j', (flags, env, msg) => {
   expect(() => loadAgentConfig(flags, env)).toThrow(msg);
 });
+
+it('takes several server addresses (comma-separated in env or flags), in order; the first is where it starts', () => {
+  const c = loadAgentConfig({ server: 'a.internal:8081, [::1]:8082' }, { TESSERA_TRUST_DOMAIN: 'ex.org', TESSERA_JOIN_TOKEN: 't' });
+  expect(c.serverAddresses).toEqual(['a.internal:8081', '[::1]:8082']);
+  expect(c.serverAddress).toBe('a.internal:8081');
+  expect(() => loadAgentConfig({ server: 'a:1,nope' }, { TESSERA_TRUST_DOMAIN: 'ex.org', TESSERA_JOIN_TOKEN: 't' })).toThrow(/server_address/);
+});

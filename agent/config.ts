@@ -11,7 +11,12 @@ export const DEFAULT_AGENT_SOCKET = defaultAgentSocket();
 
 const schema = z
   .object({
-    server_address: hostPort,
+    // One HOST:PORT, or several (a list in the file, comma-separated in env/flags): servers
+    // of one trust domain on a shared database; the agent fails over between them.
+    server_address: z.preprocess(
+      (v) => (typeof v === 'string' && v.includes(',') ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
+      z.union([hostPort.transform((a) => [a]), z.array(hostPort).min(1).max(16)]),
+    ),
     trust_domain: trustDomainField,
     trust_bundle_path: z.string().min(1).optional(),
     trust_bundle_sha256: z
@@ -52,7 +57,10 @@ const schema = z
   });
 
 export interface AgentConfig {
+  /** the first server address (where the agent starts) */
   serverAddress: string;
+  /** every server address, in the order given; the agent moves to the next when one cannot be reached */
+  serverAddresses: string[];
   trustDomain: string;
   trustBundlePath?: string;
   trustBundleSha256?: string;
@@ -110,9 +118,11 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv): Agen
     log_level: flags.logLevel,
   });
   const c = parseConfig(schema, raw, 'agent');
+  const addresses = c.server_address.map((a) => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
   if (!path.isAbsolute(c.socket_path) && !c.socket_path.startsWith('.')) throw invalidArgument('socket_path must be a file path');
   return Object.freeze({
-    serverAddress: `${c.server_address.host.includes(':') ? `[${c.server_address.host}]` : c.server_address.host}:${c.server_address.port}`,
+    serverAddress: addresses[0]!,
+    serverAddresses: addresses,
     trustDomain: c.trust_domain,
     trustBundlePath: c.trust_bundle_path && path.resolve(c.trust_bundle_path),
     trustBundleSha256: c.trust_bundle_sha256,

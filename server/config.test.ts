@@ -20,7 +20,10 @@ it('merges file < env < flags and applies defaults', () => {
   );
   expect(c.trustDomain).toBe('env.org');
   expect(c.bind).toEqual({ host: '127.0.0.1', port: 9100 });
-  expect(c.ca).toEqual({ keyType: 'ec-p384', ttl: 86400, organization: 'Tessera', rotationInterval: 10 });
+  // one signing worker per core, none on a single core (a worker would only add a message hop)
+  const cores = os.availableParallelism();
+  expect(c.ca).toEqual({ keyType: 'ec-p384', ttl: 86400, organization: 'Tessera', rotationInterval: 10, signingWorkers: cores >= 2 ? cores : 0 });
+  expect(c.postgres).toBeUndefined();
   expect(c.dataDir).toBe(dir);
   expect(c.datastorePath).toBe(path.join(dir, 'datastore.sqlite3'));
   expect(c.rateLimits).toEqual({ attestationPerSecond: 1, signingPerSecond: 500 });
@@ -49,4 +52,10 @@ it('checks for key rotation every ca.ttl / 60 seconds (at most 10 s) unless ca.r
   expect(loadServerConfig({ config: file({ trust_domain: 'ok.org', ca: { ttl: 60 }, default_x509_svid_ttl: 10 }) }, {}).ca.rotationInterval).toBe(1);
   expect(loadServerConfig({ config: file({ trust_domain: 'ok.org', ca: { ttl: 3600, rotation_interval: 0.5 } }) }, {}).ca.rotationInterval).toBe(0.5);
   expect(() => loadServerConfig({ config: file({ trust_domain: 'ok.org', ca: { rotation_interval: 0 } }) }, {})).toThrow(/ca\.rotation_interval/);
+});
+
+it('takes PostgreSQL from TESSERA_DATASTORE_URL, with the default pool size and timeouts; refuses another scheme', () => {
+  const c = loadServerConfig({ trustDomain: 'example.org', dataDir: dir }, { TESSERA_DATASTORE_URL: 'postgresql://u:p@db:5432/t' });
+  expect(c.postgres).toEqual({ url: 'postgresql://u:p@db:5432/t', poolSize: 10, statementTimeoutMs: 5000, connectTimeoutMs: 5000, schema: undefined });
+  expect(() => loadServerConfig({ trustDomain: 'example.org', dataDir: dir }, { TESSERA_DATASTORE_URL: 'mysql://db/t' })).toThrow(/datastore.url: must be a postgresql:\/\/ url/);
 });

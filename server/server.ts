@@ -16,6 +16,7 @@ import { derToPem } from '../common/pem';
 import type { ServerConfig } from './config';
 import { systemClock, unixNow, type Clock } from '../common/clock';
 import { openDataStore } from './datastore/open';
+import { loadInstanceId } from './instance/instance-id';
 import { SigningPool } from './ca/signing/pool';
 import { X509Issuance } from './issuance/x509-issuance';
 import { DatastoreHealth } from './datastore/health';
@@ -89,6 +90,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
   ensureTrustedDir(config.dataDir, { mode: 0o700, what: 'server data directory' });
 
   const datastore = await openDataStore(config, subsystem(rootLog, 'datastore'), now);
+  const instanceId = await loadInstanceId(config.dataDir);
   const store = opened.add(datastore.store, (s) => s.close());
   const storeHealth = opened.add(new DatastoreHealth(datastore.ping, subsystem(rootLog, 'datastore')).start(), (h) => h.stop());
   const keyManager: KeyManager =
@@ -112,6 +114,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
     pruneGraceSeconds: defaultPruneGrace(config.ca.ttl),
     onClockJump: () => metrics.clockJumps.inc(),
     clock,
+    instanceId,
   });
   opened.add(ca, (c) => c.stop());
   // issue #4: rotate keys on a timer; record each SVID's signer (what a tainted key's revoke waits for)
@@ -135,6 +138,12 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
   }
   const changes = new ChangeFeed();
   ca.onBundleChange(() => changes.notify());
+  // Several servers on one database: what another server wrote wakes this server's long
+  // polls (entries, bans) and re-reads the shared bundle (another server's new key).
+  const unsubscribe = store.subscribe?.((what) => {
+    if (what !== 'bundle') changes.notify();
+    if (what === 'bundle' || what === 'all') void ca.publishBundle().catch((err) => log.warn({ err: { message: (err as Error).message } }, 'bundle refresh after a datastore change failed'));
+  });
   const serverId = `spiffe://${config.trustDomain}${SERVER_PATH}`;
   const authorizer = new EntryAuthorizer(store, serverId, now);
   const nodes = new NodeService({ store, ca, attestors, agentSvidTtl: config.agentSvidTtl, log: subsystem(rootLog, 'node_attestation'), metrics, now, monotonicMs, ledger });
@@ -346,6 +355,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
       changes.notify();
       await Promise.all([federation?.close(), oidc?.close()]); // issue #4
       await Promise.all([agentServer, adminServer, healthServer].map(closeServer));
+      unsubscribe?.();
       await pool?.close();
       storeHealth.stop();
       await store.close();

@@ -60,15 +60,31 @@ export class ServerClient {
   private agent: https.Agent;
   private roots: Buffer[];
   private identity?: { chain: Buffer[]; key: KeyObject };
+  private readonly addresses: string[];
+  /** index of the server in use; moves on when that one cannot be reached */
+  private current = 0;
 
+  /**
+   * `address`: one server, or several servers of one trust domain sharing a database.
+   * A request that cannot reach the server in use (connection refused or reset, no
+   * answer in time, 503) goes to the next one, each at most once per request; the
+   * client then stays with the server that answered.
+   */
   constructor(
-    private readonly address: string,
+    address: string | string[],
     private readonly trustDomain: string,
     roots: Buffer[],
     private readonly timeoutMs = 30_000,
   ) {
+    this.addresses = Array.isArray(address) ? [...address] : [address];
+    if (this.addresses.length === 0) throw new TesseraError('INVALID_ARGUMENT', 'at least one server address is needed');
     this.roots = roots;
     this.agent = this.makeAgent();
+  }
+
+  /** The server address requests go to now. */
+  get address(): string {
+    return this.addresses[this.current]!;
   }
 
   /**
@@ -80,17 +96,29 @@ export class ServerClient {
    * the pinned root, and the manager switches to it then.
    * @throws TesseraError PERMISSION_DENIED when no root matches the pin
    */
-  static async bootstrapWithFingerprint(address: string, trustDomain: string, sha256Hex: string): Promise<ServerClient> {
+  static async bootstrapWithFingerprint(address: string | string[], trustDomain: string, sha256Hex: string): Promise<ServerClient> {
     const pin = sha256Hex.toLowerCase().replace(/:/g, '');
     if (!/^[0-9a-f]{64}$/.test(pin)) throw new TesseraError('INVALID_ARGUMENT', 'trust bundle sha256 must be 64 hex digits');
+    const addresses = Array.isArray(address) ? address : [address];
     const insecure = new https.Agent({ rejectUnauthorized: false });
-    const { status, text } = await request(insecure, address, 'GET', '/agent/v1/bootstrap-bundle', undefined, 10_000);
+    let answer: { status: number; text: string } | undefined;
+    let lastErr: unknown;
+    for (const a of addresses) {
+      try {
+        answer = await request(insecure, a, 'GET', '/agent/v1/bootstrap-bundle', undefined, 10_000);
+        break;
+      } catch (e) {
+        lastErr = e;
+      }
+    }
     insecure.destroy();
+    if (!answer) throw lastErr;
+    const { status, text } = answer;
     if (status !== 200) throw unavailable(`server answered ${status} to the bootstrap bundle request`);
     const bundle = decodeBundle(trustDomain, text);
     const pinned = bundle.x509Authorities.filter((c) => createHash('sha256').update(c).digest('hex') === pin);
     if (pinned.length === 0) throw permissionDenied('no root in the server-provided bundle matches the pinned sha256 fingerprint; refusing to trust it');
-    return new ServerClient(address, trustDomain, pinned);
+    return new ServerClient(addresses, trustDomain, pinned);
   }
 
   setIdentity(chain: Buffer[], key: KeyObject): void {
@@ -131,8 +159,29 @@ export class ServerClient {
     this.agent.destroy();
   }
 
+  /** One request, moved to the next server when the one in use cannot be reached. */
+  private async send(method: string, path: string, body: unknown, timeoutMs: number): Promise<{ status: number; text: string }> {
+    for (let tried = 1; ; tried++) {
+      const at = this.current;
+      let r: { status: number; text: string } | undefined;
+      let err: unknown;
+      try {
+        r = await request(this.agent, this.addresses[at]!, method, path, body, timeoutMs);
+      } catch (e) {
+        err = e;
+      }
+      // 503: that server is up but cannot serve (its database is gone): another one may
+      const unreachable = err !== undefined || r!.status === 503;
+      if (!unreachable || tried >= this.addresses.length) {
+        if (err !== undefined) throw err;
+        return r!;
+      }
+      if (this.current === at) this.current = (at + 1) % this.addresses.length;
+    }
+  }
+
   private async call<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
-    const { status, text } = await request(this.agent, this.address, method, path, body, timeoutMs);
+    const { status, text } = await this.send(method, path, body, timeoutMs);
     const parsed = text ? (JSON.parse(text) as unknown) : undefined;
     if (status >= 400 && !(status < 500 && (parsed as { results?: unknown })?.results)) {
       const err = (parsed as { error?: { code?: string; message?: string } })?.error;

@@ -160,6 +160,8 @@ export function agentApi(d: AgentApiDeps): Router {
       return own * 2 ** 21 + (h % 2 ** 21);
     };
     const seenBundle = intParam(req.query.bundle_sequence, 'bundle_sequence');
+    // read before the store is checked: a change committed during the check then ends the wait at once
+    let seen = d.changes.version;
     let sync = await d.authorizer.sync(agent, since);
     if (wait > 0 && !sync.full && sync.entries.length === 0 && sync.removed.length === 0 && (seenBundle === undefined || seenBundle === (await bundleSeq()))) {
       // Long poll: hold the request until something changes or `wait` passes.
@@ -168,7 +170,8 @@ export function agentApi(d: AgentApiDeps): Router {
       const mono = d.monotonicMs ?? (() => performance.now());
       const deadline = mono() + wait * 1000;
       while (mono() < deadline && !ac.signal.aborted) {
-        await d.changes.wait(deadline - mono(), ac.signal);
+        await d.changes.wait(deadline - mono(), ac.signal, seen);
+        seen = d.changes.version;
         if (ac.signal.aborted) break;
         // An eviction or ban also wakes long polls: re-check, so the agent learns at once (403).
         const peer = (req.socket as TLSSocket & { tesseraPeer?: { agentId: string; serial: string } }).tesseraPeer!;

@@ -3,7 +3,7 @@ import type { Logger } from '../../common/log';
 import { F, audit } from '../../common/log';
 import { TesseraError, failedPrecondition, notFound } from '../../common/errors';
 import type { SpiffeBundle } from '../../common/bundle/bundle';
-import type { CAJournalEntry, DataStore } from '../datastore/datastore';
+import type { CAJournalEntry, CAJournalInput, DataStore } from '../datastore/datastore';
 import type { KeyManager, KeyType, ManagedKey } from '../keymanager/keymanager';
 import { nextRotationAction, type RotationAction, type SlotView } from './rotation';
 
@@ -31,6 +31,11 @@ export interface AuthoritySlotsDeps<S> {
   store: DataStore;
   keyManager: KeyManager;
   log: Logger;
+  /**
+   * This server instance's id (CAJournalEntry.owner): with several servers on one
+   * database each rotates only its own slots; the bundle holds every server's. Default ''.
+   */
+  owner?: string;
   /** publishes the bundle recomputed from the journal; `force` bumps its sequence even if the keys are unchanged */
   publish(opts?: { force?: boolean }): Promise<SpiffeBundle>;
   /** whether the slot's key is part of `bundle` (an upstream-signed intermediate always is, through its root) */
@@ -88,7 +93,8 @@ export class AuthoritySlots<S> {
 
   /** Re-reads the journal and the keys of the slots that may sign; rebuilds the active signer. */
   async load(): Promise<void> {
-    this.slots = await this.d.store.listCAJournal(this.kind);
+    const owner = this.d.owner ?? '';
+    this.slots = (await this.d.store.listCAJournal(this.kind)).filter((s) => s.owner === owner);
     for (const s of this.slots) {
       if ((s.state === 'active' || s.state === 'prepared') && !this.keys.has(s.id)) {
         const key = await this.d.keyManager.getKey(s.keyId);
@@ -288,9 +294,9 @@ export class AuthoritySlots<S> {
     audit(this.d.log, `${this.kind}_authority_pruned`, { authority_id: slot.id, [F.kid]: this.keyId(slot), state: slot.state, [F.reason]: reason });
   }
 
-  private async write(e: Omit<CAJournalEntry, 'createdAt' | 'updatedAt'>): Promise<CAJournalEntry> {
+  private async write(e: CAJournalInput): Promise<CAJournalEntry> {
     const { createdAt: _c, updatedAt: _u, ...fields } = e as CAJournalEntry;
-    const out = await this.d.store.putCAJournalEntry(fields);
+    const out = await this.d.store.putCAJournalEntry({ ...fields, owner: this.d.owner ?? '' });
     await this.load();
     return out;
   }

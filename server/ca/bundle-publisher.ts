@@ -38,7 +38,14 @@ export class BundlePublisher {
     const stored = await store.fetchBundle(td);
     const prev = stored ? decodeBundle(td, stored.document) : undefined;
     const next: SpiffeBundle = { trustDomain: td, x509Authorities, jwtAuthorities, refreshHint: this.d.refreshHint, sequence: prev?.sequence ?? 0 };
-    if (prev && !opts.force && bundlesEqual({ ...prev, sequence: 0 }, { ...next, sequence: 0 })) return (this.current = prev);
+    if (prev && !opts.force && bundlesEqual({ ...prev, sequence: 0 }, { ...next, sequence: 0 })) {
+      // Unchanged here, but maybe new to this process: another server on the same database
+      // published it. Listeners hear of every sequence this process had not seen.
+      const seen = this.current?.sequence;
+      this.current = prev;
+      if (seen !== undefined && seen !== prev.sequence) for (const l of this.listeners) l(prev);
+      return prev;
+    }
     next.sequence = (prev?.sequence ?? 0) + 1;
     await store.setBundle({ trustDomain: td, document: encodeBundle(next), sequence: next.sequence });
     audit(this.d.log, 'bundle_updated', { trust_domain: td, sequence: next.sequence, x509_authorities: x509Authorities.length, jwt_authorities: jwtAuthorities.length });

@@ -42,6 +42,11 @@ export interface CAManagerDeps {
   pruneGraceSeconds?: number;
   /** called when the wall clock jumped by `seconds` (for the metric) */
   onClockJump?: (seconds: number) => void;
+  /**
+   * This server instance's id: its slots carry it, and it rotates only those (several
+   * servers on one PostgreSQL database, each with its own keys). Default ''.
+   */
+  instanceId?: string;
 }
 
 /**
@@ -97,6 +102,7 @@ export class CAManager {
       publish: (o?: { force?: boolean }) => this.publishBundle(o),
       monotonic: () => this.clock.monotonic?.() ?? this.clock.now().getTime(),
       pruneGraceMs: (deps.pruneGraceSeconds ?? 0) * 1000,
+      owner: deps.instanceId ?? '',
     };
     this.x509 = new AuthoritySlots<X509Signer>({
       ...common,
@@ -118,12 +124,29 @@ export class CAManager {
    */
   static async start(deps: CAManagerDeps): Promise<CAManager> {
     const m = new CAManager(deps);
+    await m.claimUnownedSlots();
     await m.x509.load();
     await m.jwt.load();
     // No publish before the step: a first start would publish an empty bundle, and a
     // prepared key found after a crash is published by the step before it is activated.
     await m.rotate();
     return m;
+  }
+
+  /**
+   * Slots from before journal rows had an owner ('') whose key is in this server's
+   * key manager are this server's: it takes them over, so an upgraded single server
+   * keeps rotating its CA. A slot whose key it lacks stays as it is.
+   */
+  private async claimUnownedSlots(): Promise<void> {
+    const me = this.deps.instanceId ?? '';
+    if (me === '') return;
+    for (const s of await this.deps.store.listCAJournal()) {
+      if (s.owner !== '' || !(await this.deps.keyManager.getKey(s.keyId))) continue;
+      const { createdAt: _c, updatedAt: _u, ...fields } = s;
+      await this.deps.store.putCAJournalEntry({ ...fields, owner: me });
+      this.log.info({ authority_id: s.id, owner: me }, 'authority slot claimed by this server instance');
+    }
   }
 
   private nowS(): number {

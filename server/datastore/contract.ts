@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { TesseraError, type ErrorCode } from '../../common/errors';
-import type { AttestedNode, CAJournalEntry, DataStore, NewRegistrationEntry, Page, RegistrationEntry, Selector } from './datastore';
+import type { AttestedNode, CAJournalEntry, CAJournalInput, DataStore, NewRegistrationEntry, Page, RegistrationEntry, Selector } from './datastore';
 
 /** What a contract run needs from an implementation, once per test. */
 export interface ContractStore {
@@ -53,7 +53,7 @@ function newNode(over: Partial<AttestedNode> = {}): Omit<AttestedNode, 'createdA
   };
 }
 
-function journal(over: Partial<CAJournalEntry> = {}): Omit<CAJournalEntry, 'createdAt' | 'updatedAt'> {
+function journal(over: Partial<CAJournalEntry> = {}): CAJournalInput {
   return {
     id: 'x509-a',
     kind: 'x509',
@@ -600,7 +600,7 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
     describe('CA journal', () => {
       it('puts (upserting), lists by kind and deletes', async () => {
         const x = await s.putCAJournalEntry(journal());
-        expect(x).toEqual({ ...journal(), createdAt: x.createdAt, updatedAt: x.createdAt });
+        expect(x).toEqual({ ...journal(), owner: '', createdAt: x.createdAt, updatedAt: x.createdAt });
         expect(Buffer.isBuffer(x.certificateDer)).toBe(true);
         const jwk = JSON.stringify({ kty: 'EC', crv: 'P-256', x: 'AA', y: 'BB' });
         const j = await s.putCAJournalEntry(journal({ id: 'jwt-a', kind: 'jwt', keyId: 'jwt-a', certificateDer: null, publicJwk: jwk, kid: 'k1' }));
@@ -614,6 +614,15 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
         await s.deleteCAJournalEntry('x509-a');
         expect(await s.listCAJournal()).toEqual([j]);
         await expectCode(s.deleteCAJournalEntry('x509-a'), 'NOT_FOUND');
+      });
+
+      it('keeps the owner of a slot (the server instance holding its key) and lets it change hands', async () => {
+        const mine = await s.putCAJournalEntry(journal({ id: 'x509-m', owner: 'server-1' }));
+        const theirs = await s.putCAJournalEntry(journal({ id: 'x509-t', keyId: 'x509-ca-t', owner: 'server-2' }));
+        expect([mine.owner, theirs.owner]).toEqual(['server-1', 'server-2']);
+        expect((await s.listCAJournal('x509')).map((e) => [e.id, e.owner])).toEqual([['x509-m', 'server-1'], ['x509-t', 'server-2']]);
+        expect((await s.putCAJournalEntry(journal({ id: 'x509-t', keyId: 'x509-ca-t', owner: 'server-1' }))).owner).toBe('server-1');
+        await expectCode(s.putCAJournalEntry(journal({ owner: 7 as never })), 'INVALID_ARGUMENT');
       });
 
       it('rejects an unknown state or kind', async () => {

@@ -129,9 +129,17 @@ export interface CAJournalEntry {
   kid: string;
   notBefore: number;
   notAfter: number;
+  /**
+   * The server instance whose key manager holds the key ('' = a single server's, from before
+   * several servers could share a database). Each server rotates its own slots; the bundle holds all.
+   */
+  owner: string;
   createdAt: number;
   updatedAt: number;
 }
+
+/** Journal fields a caller writes; `owner` defaults to ''. */
+export type CAJournalInput = Omit<CAJournalEntry, 'createdAt' | 'updatedAt' | 'owner'> & { owner?: string };
 
 /** How a bundle endpoint is authenticated (SPIFFE Federation, section 5). */
 export type FederationProfile = 'https_web' | 'https_spiffe';
@@ -218,7 +226,7 @@ export interface DataStore {
   deleteBundle(trustDomain: string): Promise<void>;
 
   // --- CA / JWT key journal ---
-  putCAJournalEntry(e: Omit<CAJournalEntry, 'createdAt' | 'updatedAt'>): Promise<CAJournalEntry>;
+  putCAJournalEntry(e: CAJournalInput): Promise<CAJournalEntry>;
   listCAJournal(kind?: 'x509' | 'jwt'): Promise<CAJournalEntry[]>;
   deleteCAJournalEntry(id: string): Promise<void>;
 
@@ -241,5 +249,15 @@ export interface DataStore {
   /** Deletes records with expiresAt <= now; returns how many. */
   pruneIssuedSVIDs(now: number): Promise<number>;
 
+  /**
+   * Several servers on one database (PostgreSQL): calls `fn` when another server
+   * (or this one) changed entries, the own bundle or its journal, or attested nodes,
+   * and with 'all' after a lost connection (anything may have changed). Absent on
+   * a store only one process uses (SQLite): the process wakes its own waiters.
+   */
+  subscribe?(fn: (what: StoreChange) => void): () => void;
+
   close(): Promise<void>;
 }
+
+export type StoreChange = 'entries' | 'bundle' | 'nodes' | 'all';

@@ -5,6 +5,7 @@ import type {
   AttestedNode,
   Bundle,
   CAJournalEntry,
+  CAJournalInput,
   FederationRelationship,
   IssuedSVID,
   JoinToken,
@@ -283,7 +284,7 @@ const STATES = ['prepared', 'active', 'retired', 'tainted', 'revoked'] as const;
 
 export type NormalizedJournal = Omit<CAJournalEntry, 'createdAt' | 'updatedAt'>;
 
-export function normalizeJournal(e: NormalizedJournal): NormalizedJournal {
+export function normalizeJournal(e: CAJournalInput): NormalizedJournal {
   obj(e, 'ca journal entry');
   const notBefore = nonNegInt(e.notBefore, 'notBefore');
   const notAfter = nonNegInt(e.notAfter, 'notAfter');
@@ -299,6 +300,7 @@ export function normalizeJournal(e: NormalizedJournal): NormalizedJournal {
     kid: str(e.kid, 'kid', true),
     notBefore,
     notAfter,
+    owner: e.owner === undefined ? '' : str(e.owner, 'owner', true),
   };
 }
 

@@ -1,20 +1,35 @@
 /**
  * In-process wake-up for agents long-polling for entry or bundle changes. Writers
  * (admin API, CA manager) call `notify()` after committing; waiters re-read the
- * store. A single server process is assumed (a shared database across several
- * servers would need the store's own notification, e.g. PostgreSQL LISTEN).
+ * store. With several servers on one database, the store's change subscription
+ * (PostgreSQL LISTEN) calls `notify()` for what the other servers wrote.
+ *
+ * A waiter reads `version` before it checks the store and passes it to `wait`: a
+ * notify that lands between the check and the wait (the check awaits the database)
+ * then ends the wait at once instead of being missed.
  */
 export class ChangeFeed {
   private waiters = new Set<() => void>();
+  private notified = 0;
+
+  /** Grows by one on every notify. */
+  get version(): number {
+    return this.notified;
+  }
 
   notify(): void {
+    this.notified++;
     const ws = this.waiters;
     this.waiters = new Set();
     for (const w of ws) w();
   }
 
-  /** Resolves on the next notify, after `timeoutMs`, or when `signal` aborts. */
-  wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves on the next notify, after `timeoutMs`, or when `signal` aborts; at once
+   * when a notify happened since `since` (a {@link version} read earlier).
+   */
+  wait(timeoutMs: number, signal?: AbortSignal, since?: number): Promise<void> {
+    if (since !== undefined && since !== this.notified) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);

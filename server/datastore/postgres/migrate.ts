@@ -17,6 +17,9 @@ export async function migratePostgres(pool: Pool, dir: string, nowUnix: () => nu
   const files = readMigrations(dir);
   const latest = files.length ? files[files.length - 1]!.version : 0;
   const client = await pool.connect();
+  // the connection dying mid-migration rejects the query; unheard, its 'error' event would crash
+  const onError = () => undefined;
+  client.on('error', onError);
   let from = -1;
   try {
     for (;;) {
@@ -46,6 +49,7 @@ export async function migratePostgres(pool: Pool, dir: string, nowUnix: () => nu
       }
     }
   } finally {
+    client.off('error', onError);
     client.release();
   }
 }

@@ -10,8 +10,8 @@ export const NODE_SELECT = `SELECT n.*,
 export const SQL = {
   bumpRevision: 'UPDATE store_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision',
   getRevision: 'SELECT revision FROM store_revision WHERE id = 1',
-  /** wakes every server listening on the channel once the transaction commits (a revision, never data) */
-  notifyEntries: "SELECT pg_notify('tessera_entries', $1::text)",
+  /** wakes every server listening on the channel once the transaction commits (a revision or sequence, never data) */
+  notify: 'SELECT pg_notify($1, $2::text)',
   insertEntry: `INSERT INTO registration_entries
     (id, spiffe_id, parent_id, selectors_key, x509_svid_ttl, jwt_svid_ttl, dns_names, federates_with,
      hint, jwt_audiences, jwt_jti, expires_at, created_at, revision)
@@ -54,12 +54,12 @@ export const SQL = {
   deleteBundle: 'DELETE FROM bundles WHERE trust_domain = $1',
 
   upsertJournal: `INSERT INTO ca_journal (id, kind, key_id, state, certificate_der, upstream_chain_der,
-    public_jwk, kid, not_before, not_after, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+    public_jwk, kid, not_before, not_after, owner, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $11, $11)
     ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id, state = excluded.state,
     certificate_der = excluded.certificate_der, upstream_chain_der = excluded.upstream_chain_der,
     public_jwk = excluded.public_jwk, kid = excluded.kid, not_before = excluded.not_before,
-    not_after = excluded.not_after, updated_at = excluded.updated_at
+    not_after = excluded.not_after, owner = excluded.owner, updated_at = excluded.updated_at
     WHERE ca_journal.kind = excluded.kind
     RETURNING *`,
   listJournal: 'SELECT * FROM ca_journal WHERE $1::text IS NULL OR kind = $1 ORDER BY seq',

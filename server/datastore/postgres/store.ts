@@ -6,6 +6,7 @@ import type {
   AttestedNode,
   Bundle,
   CAJournalEntry,
+  CAJournalInput,
   DataStore,
   EntryEvent,
   FederationRelationship,
@@ -19,6 +20,7 @@ import type {
   Page,
   RegistrationEntry,
   RegistrationEntryUpdate,
+  StoreChange,
 } from '../datastore';
 import { defaultMigrationsDir, type MigrateLog } from '../migrations';
 import {
@@ -64,8 +66,9 @@ import {
   toJoinToken,
   toJournal,
   toNode,
-} from './rows';
+} from '../rows';
 import { SQL, entryListQuery, nodeListQuery } from './sql';
+import { ChangeListener } from './listener';
 import { redactUrl } from './url';
 
 /** Where and how to connect; see the README's "PostgreSQL" section. */
@@ -110,11 +113,15 @@ const MAX_ATTEMPTS = 4;
  */
 export class PostgresDataStore implements DataStore {
   private closed = false;
+  private listener?: ChangeListener;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly now: () => number,
     readonly description: string,
+    private readonly connection: pg.ClientConfig,
+    private readonly channelSuffix: string,
+    private readonly log?: PostgresOpenOptions['log'],
   ) {}
 
   /** Connects, applies pending migrations (under an advisory lock) and returns the store. */
@@ -126,14 +133,8 @@ export class PostgresDataStore implements DataStore {
       if (!/^[a-z_][a-z0-9_]*$/.test(opts.schema)) throw invalidArgument('datastore schema must be a plain lower-case identifier');
       options.push(`-c search_path=${opts.schema}`);
     }
-    const pool = new pg.Pool({
-      connectionString: opts.url,
-      max: opts.poolSize ?? 10,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
-      idleTimeoutMillis: 30_000,
-      options: options.join(' '),
-      types,
-    });
+    const connection: pg.ClientConfig = { connectionString: opts.url, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000, options: options.join(' '), types };
+    const pool = new pg.Pool({ ...connection, max: opts.poolSize ?? 10, idleTimeoutMillis: 30_000 });
     // An idle connection that dies (database restart) emits 'error' on the pool; without
     // a listener that would crash the process. The pool drops it and opens a new one.
     pool.on('error', (err) => opts.log?.warn?.({ code: (err as { code?: string }).code, datastore: description }, 'datastore connection lost; reconnecting'));
@@ -147,7 +148,7 @@ export class PostgresDataStore implements DataStore {
       if (mapped instanceof TesseraError) throw new TesseraError(mapped.code, `cannot open datastore ${description}: ${mapped.message}`, { cause: err });
       throw new TesseraError('FAILED_PRECONDITION', `cannot open datastore ${description}: ${(err as Error).message}`, { cause: err });
     }
-    return new PostgresDataStore(pool, now, description);
+    return new PostgresDataStore(pool, now, description, connection, opts.schema ? `__${opts.schema}` : '', opts.log);
   }
 
   /** Resolves when the database answers; throws UNAVAILABLE otherwise (the server's /ready). */
@@ -166,7 +167,7 @@ export class PostgresDataStore implements DataStore {
     const n = normalizeEntry(e, 'entry');
     return this.write(async (q) => {
       const out = await this.insertEntry(q, n, this.ts());
-      await q.query(SQL.notifyEntries, [out.revision]);
+      await this.notify(q, 'tessera_entries', out.revision);
       return out;
     });
   }
@@ -179,7 +180,7 @@ export class PostgresDataStore implements DataStore {
       const ts = this.ts();
       const out: RegistrationEntry[] = [];
       for (const n of ns) out.push(await this.insertEntry(q, n, ts));
-      await q.query(SQL.notifyEntries, [out[out.length - 1]!.revision]);
+      await this.notify(q, 'tessera_entries', out[out.length - 1]!.revision);
       return out;
     });
   }
@@ -221,7 +222,7 @@ export class PostgresDataStore implements DataStore {
         await this.insertSelectors(q, SQL.insertEntrySelectors, id, n.selectors);
       }
       await this.event(q, revision, id, 'update', old.spiffe_id, old.parent_id, n.spiffeId, n.parentId, this.ts());
-      await q.query(SQL.notifyEntries, [revision]);
+      await this.notify(q, 'tessera_entries', revision);
       return toEntry(row);
     });
   }
@@ -233,7 +234,7 @@ export class PostgresDataStore implements DataStore {
       const old = (await q.query<EntryRow>(SQL.fetchEntryForUpdate, [id])).rows[0];
       if (!old) throw notFound(`registration entry ${id} not found`);
       await this.removeEntry(q, old, revision, this.ts());
-      await q.query(SQL.notifyEntries, [revision]);
+      await this.notify(q, 'tessera_entries', revision);
       return toEntry(old);
     });
   }
@@ -246,7 +247,7 @@ export class PostgresDataStore implements DataStore {
       const ts = this.ts();
       let revision = 0;
       for (const r of rows) await this.removeEntry(q, r, (revision = await this.bump(q)), ts);
-      await q.query(SQL.notifyEntries, [revision]);
+      await this.notify(q, 'tessera_entries', revision);
       return rows.length;
     });
   }
@@ -303,6 +304,8 @@ export class PostgresDataStore implements DataStore {
         await q.query(SQL.deleteNodeSelectors, [spiffeId]);
         await this.insertSelectors(q, SQL.insertNodeSelectors, spiffeId, v.selectors);
       }
+      // a ban (or new SVID serial) must reach every server's open long polls at once
+      await this.notify(q, 'tessera_nodes', 0);
       return toNode((await q.query<NodeRow>(SQL.fetchNode, [spiffeId])).rows[0]!);
     });
   }
@@ -313,6 +316,7 @@ export class PostgresDataStore implements DataStore {
       if ((await q.query(SQL.lockNode, [spiffeId])).rowCount === 0) throw notFound(`attested node ${spiffeId} not found`);
       const old = (await q.query<NodeRow>(SQL.fetchNode, [spiffeId])).rows[0]!;
       await q.query(SQL.deleteNode, [spiffeId]); // node_selectors go by ON DELETE CASCADE
+      await this.notify(q, 'tessera_nodes', 0);
       return toNode(old);
     });
   }
@@ -345,8 +349,11 @@ export class PostgresDataStore implements DataStore {
 
   async setBundle(b: Omit<Bundle, 'updatedAt'>): Promise<Bundle> {
     const { trustDomain, document, sequence } = normalizeBundle(b);
-    const r = await this.run((q) => q.query<BundleRow>(SQL.upsertBundle, [trustDomain, document, sequence, this.ts()]));
-    return toBundle(r.rows[0]!);
+    return this.write(async (q) => {
+      const r = await q.query<BundleRow>(SQL.upsertBundle, [trustDomain, document, sequence, this.ts()]);
+      await this.notify(q, 'tessera_bundle', sequence);
+      return toBundle(r.rows[0]!);
+    });
   }
 
   async fetchBundle(trustDomain: string): Promise<Bundle | undefined> {
@@ -368,13 +375,17 @@ export class PostgresDataStore implements DataStore {
 
   // --- CA / JWT key journal (public halves only; keys stay in each server's key manager) ---
 
-  async putCAJournalEntry(e: Omit<CAJournalEntry, 'createdAt' | 'updatedAt'>): Promise<CAJournalEntry> {
+  async putCAJournalEntry(e: CAJournalInput): Promise<CAJournalEntry> {
     const p = normalizeJournal(e);
-    const r = await this.run((q) =>
-      q.query<JournalRow>(SQL.upsertJournal, [
-        p.id, p.kind, p.keyId, p.state, p.certificateDer, p.upstreamChainDer, p.publicJwk, p.kid, p.notBefore, p.notAfter, this.ts(),
-      ]),
-    );
+    // every server re-publishes the bundle from the journal on this: a key another server
+    // prepared reaches the shared bundle even if two servers published at the same moment
+    const r = await this.write(async (q) => {
+      const out = await q.query<JournalRow>(SQL.upsertJournal, [
+        p.id, p.kind, p.keyId, p.state, p.certificateDer, p.upstreamChainDer, p.publicJwk, p.kid, p.notBefore, p.notAfter, this.ts(), p.owner,
+      ]);
+      if (out.rows[0]) await this.notify(q, 'tessera_bundle', 0);
+      return out;
+    });
     // the upsert's WHERE refuses to turn an x509 slot into a jwt one or back
     if (!r.rows[0]) throw invalidArgument(`ca journal entry ${p.id} exists with another kind than ${p.kind}`);
     return toJournal(r.rows[0]);
@@ -387,7 +398,10 @@ export class PostgresDataStore implements DataStore {
 
   async deleteCAJournalEntry(id: string): Promise<void> {
     str(id, 'id');
-    if ((await this.run((q) => q.query(SQL.deleteJournal, [id]))).rowCount === 0) throw notFound(`ca journal entry ${id} not found`);
+    await this.write(async (q) => {
+      if ((await q.query(SQL.deleteJournal, [id])).rowCount === 0) throw notFound(`ca journal entry ${id} not found`);
+      await this.notify(q, 'tessera_bundle', 0);
+    });
   }
 
   // --- federation relationships ---
@@ -463,10 +477,17 @@ export class PostgresDataStore implements DataStore {
     return (await this.run((q) => q.query(SQL.pruneIssued, [now]))).rowCount ?? 0;
   }
 
-  /** Ends the pool; calling it again is harmless. */
+  /** See DataStore.subscribe: LISTEN on one dedicated connection, reconnecting by itself. */
+  subscribe(fn: (what: StoreChange) => void): () => void {
+    this.listener ??= new ChangeListener({ ...this.connection, options: undefined }, this.log, this.channelSuffix);
+    return this.listener.subscribe(fn);
+  }
+
+  /** Ends the pool and the change subscription; calling it again is harmless. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.listener?.close();
     await this.pool.end();
   }
 
@@ -497,6 +518,11 @@ export class PostgresDataStore implements DataStore {
         throw mapPgError(err);
       }
       let broken = false;
+      // A checked-out client emits 'error' when the database goes away mid-transaction (the
+      // pool listens only while it is idle); unheard, that would crash the process. The query
+      // itself rejects too, and that is what reaches the caller.
+      const onError = () => void (broken = true);
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const out = await fn(client);
@@ -511,9 +537,15 @@ export class PostgresDataStore implements DataStore {
         if (isRetryable(err) && attempt < MAX_ATTEMPTS) continue;
         throw mapPgError(err);
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     }
+  }
+
+  /** NOTIFY on a channel of this store (schema-qualified, so stores in other schemas do not hear it) at commit. */
+  private async notify(q: Q, channel: string, value: number): Promise<void> {
+    await q.query(SQL.notify, [channel + this.channelSuffix, value]);
   }
 
   private async bump(q: Q): Promise<number> {

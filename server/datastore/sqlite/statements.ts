@@ -65,13 +65,13 @@ const STORE_SQL = {
   deleteBundle: 'DELETE FROM bundles WHERE trust_domain = ?',
 
   upsertJournal: `INSERT INTO ca_journal (id, kind, key_id, state, certificate_der, upstream_chain_der,
-    public_jwk, kid, not_before, not_after, created_at, updated_at)
+    public_jwk, kid, not_before, not_after, owner, created_at, updated_at)
     VALUES (@id, @kind, @key_id, @state, @certificate_der, @upstream_chain_der, @public_jwk, @kid,
-    @not_before, @not_after, @created_at, @updated_at)
+    @not_before, @not_after, @owner, @created_at, @updated_at)
     ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id, state = excluded.state,
     certificate_der = excluded.certificate_der, upstream_chain_der = excluded.upstream_chain_der,
     public_jwk = excluded.public_jwk, kid = excluded.kid, not_before = excluded.not_before,
-    not_after = excluded.not_after, updated_at = excluded.updated_at
+    not_after = excluded.not_after, owner = excluded.owner, updated_at = excluded.updated_at
     WHERE ca_journal.kind = excluded.kind
     RETURNING *`,
   listJournal: 'SELECT * FROM ca_journal WHERE @kind IS NULL OR kind = @kind ORDER BY seq',

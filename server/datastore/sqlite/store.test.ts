@@ -211,13 +211,13 @@ describe('migrate', () => {
     const file = path.join(dir, 'ds.db');
     await SqliteDataStore.open(file).close();
     const raw = new BetterSqlite3(file);
-    raw.prepare("INSERT INTO schema_version VALUES (7, 'future', 0)").run();
+    raw.prepare("INSERT INTO schema_version VALUES (70, 'future', 0)").run();
     raw.close();
     const err = thrown(() => SqliteDataStore.open(file));
     expect(err.code).toBe('FAILED_PRECONDITION');
     const latest = fs.readdirSync(defaultMigrationsDir()).filter((f) => f.endsWith('.sql')).length;
     expect(err.message).toBe(
-      `database schema version 7 is newer than this tessera supports (${latest}); upgrade tessera or point it at another data directory`,
+      `database schema version 70 is newer than this tessera supports (${latest}); upgrade tessera or point it at another data directory`,
     );
   });
 

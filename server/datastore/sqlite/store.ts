@@ -7,6 +7,7 @@ import type {
   AttestedNode,
   Bundle,
   CAJournalEntry,
+  CAJournalInput,
   DataStore,
   EntryEvent,
   FederationRelationship,
@@ -64,7 +65,7 @@ import {
   toJoinToken,
   toJournal,
   toNode,
-} from './rows';
+} from '../rows';
 import {
   entryListQuery,
   nodeListQuery,
@@ -356,7 +357,7 @@ export class SqliteDataStore implements DataStore {
 
   // --- CA / JWT key journal ---
 
-  async putCAJournalEntry(e: Omit<CAJournalEntry, 'createdAt' | 'updatedAt'>): Promise<CAJournalEntry> {
+  async putCAJournalEntry(e: CAJournalInput): Promise<CAJournalEntry> {
     const p = normalizeJournal(e);
     return this.run(() => {
       const ts = this.ts();
@@ -593,6 +594,7 @@ const journalParams = (p: ReturnType<typeof normalizeJournal>) => ({
   kid: p.kid,
   not_before: p.notBefore,
   not_after: p.notAfter,
+  owner: p.owner,
 });
 
 const federationParams = (v: ReturnType<typeof normalizeFederation>) => ({

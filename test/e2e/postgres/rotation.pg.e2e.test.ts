@@ -4,5 +4,6 @@ import { describePostgres } from '../../helpers/postgres';
 // taint and revoke), every server on PostgreSQL instead of SQLite.
 describePostgres('on PostgreSQL', () => {
   process.env.TESSERA_TEST_DATASTORE = 'postgres';
+  afterAll(() => void delete process.env.TESSERA_TEST_DATASTORE);
   require('../rotation.e2e.test');
 });

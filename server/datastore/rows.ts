@@ -7,13 +7,18 @@ import type {
   FederationRelationship,
   JoinToken,
   RegistrationEntry,
-} from '../datastore';
-import { selectorsFromKey } from '../validation';
+} from './datastore';
+import { selectorsFromKey } from './validation';
 
 /**
- * PostgreSQL's rows as `pg` returns them (BIGINT parsed to number by the pool's
- * type parser, BOOLEAN as boolean, BYTEA as Buffer) and their mapping.
+ * Rows as the drivers return them, and their mapping to the store's types; one
+ * schema shape for both engines. SQLite (better-sqlite3) gives booleans as 0/1
+ * integers, PostgreSQL (`pg`) as booleans; BIGINTs come as numbers from both (the
+ * PostgreSQL pool parses them). BLOB/BYTEA columns come as Buffers.
  */
+type Bool = number | boolean;
+const bool = (v: Bool): boolean => v === true || v === 1;
+
 
 export interface EntryRow {
   seq: number;
@@ -27,28 +32,11 @@ export interface EntryRow {
   federates_with: string;
   hint: string;
   jwt_audiences: string;
-  jwt_jti: boolean;
+  jwt_jti: Bool;
   expires_at: number | null;
   created_at: number;
   revision: number;
 }
-
-export const toEntry = (r: EntryRow): RegistrationEntry => ({
-  id: r.id,
-  spiffeId: r.spiffe_id,
-  parentId: r.parent_id,
-  selectors: selectorsFromKey(r.selectors_key),
-  x509SvidTtl: r.x509_svid_ttl,
-  jwtSvidTtl: r.jwt_svid_ttl,
-  dnsNames: JSON.parse(r.dns_names) as string[],
-  federatesWith: JSON.parse(r.federates_with) as string[],
-  hint: r.hint,
-  jwtAudiences: JSON.parse(r.jwt_audiences) as string[],
-  jwtJti: r.jwt_jti,
-  expiresAt: r.expires_at,
-  createdAt: r.created_at,
-  revision: r.revision,
-});
 
 export interface EventRow {
   revision: number;
@@ -60,16 +48,6 @@ export interface EventRow {
   new_parent_id: string | null;
 }
 
-export const toEvent = (r: EventRow): EntryEvent => ({
-  revision: r.revision,
-  entryId: r.entry_id,
-  op: r.op,
-  oldSpiffeId: r.old_spiffe_id,
-  oldParentId: r.old_parent_id,
-  newSpiffeId: r.new_spiffe_id,
-  newParentId: r.new_parent_id,
-});
-
 export interface NodeRow {
   seq: number;
   spiffe_id: string;
@@ -78,25 +56,11 @@ export interface NodeRow {
   expires_at: number;
   new_serial_number: string;
   new_expires_at: number;
-  banned: boolean;
+  banned: Bool;
   created_at: number;
   updated_at: number;
-  /** JSON text of [[type, value], ...] */
   selectors: string;
 }
-
-export const toNode = (r: NodeRow): AttestedNode => ({
-  spiffeId: r.spiffe_id,
-  attestationType: r.attestation_type,
-  serialNumber: r.serial_number,
-  expiresAt: r.expires_at,
-  newSerialNumber: r.new_serial_number,
-  newExpiresAt: r.new_expires_at,
-  selectors: selectorsFromKey(r.selectors),
-  banned: r.banned,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-});
 
 export interface JoinTokenRow {
   token_hash: string;
@@ -105,26 +69,12 @@ export interface JoinTokenRow {
   created_at: number;
 }
 
-export const toJoinToken = (r: JoinTokenRow): JoinToken => ({
-  tokenHash: r.token_hash,
-  tokenId: r.token_id,
-  expiresAt: r.expires_at,
-  createdAt: r.created_at,
-});
-
 export interface BundleRow {
   trust_domain: string;
   document: string;
   sequence: number;
   updated_at: number;
 }
-
-export const toBundle = (r: BundleRow): Bundle => ({
-  trustDomain: r.trust_domain,
-  document: r.document,
-  sequence: r.sequence,
-  updatedAt: r.updated_at,
-});
 
 export interface JournalRow {
   id: string;
@@ -137,9 +87,67 @@ export interface JournalRow {
   kid: string;
   not_before: number;
   not_after: number;
+  owner: string;
   created_at: number;
   updated_at: number;
 }
+
+
+export function toEntry(r: EntryRow): RegistrationEntry {
+  return {
+    id: r.id,
+    spiffeId: r.spiffe_id,
+    parentId: r.parent_id,
+    selectors: selectorsFromKey(r.selectors_key),
+    x509SvidTtl: r.x509_svid_ttl,
+    jwtSvidTtl: r.jwt_svid_ttl,
+    dnsNames: JSON.parse(r.dns_names) as string[],
+    federatesWith: JSON.parse(r.federates_with) as string[],
+    hint: r.hint,
+    jwtAudiences: JSON.parse(r.jwt_audiences) as string[],
+    jwtJti: bool(r.jwt_jti),
+    expiresAt: r.expires_at,
+    createdAt: r.created_at,
+    revision: r.revision,
+  };
+}
+
+export const toEvent = (r: EventRow): EntryEvent => ({
+  revision: r.revision,
+  entryId: r.entry_id,
+  op: r.op,
+  oldSpiffeId: r.old_spiffe_id,
+  oldParentId: r.old_parent_id,
+  newSpiffeId: r.new_spiffe_id,
+  newParentId: r.new_parent_id,
+});
+
+export const toNode = (r: NodeRow): AttestedNode => ({
+  spiffeId: r.spiffe_id,
+  attestationType: r.attestation_type,
+  serialNumber: r.serial_number,
+  expiresAt: r.expires_at,
+  newSerialNumber: r.new_serial_number,
+  newExpiresAt: r.new_expires_at,
+  selectors: selectorsFromKey(r.selectors),
+  banned: bool(r.banned),
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+export const toJoinToken = (r: JoinTokenRow): JoinToken => ({
+  tokenHash: r.token_hash,
+  tokenId: r.token_id,
+  expiresAt: r.expires_at,
+  createdAt: r.created_at,
+});
+
+export const toBundle = (r: BundleRow): Bundle => ({
+  trustDomain: r.trust_domain,
+  document: r.document,
+  sequence: r.sequence,
+  updatedAt: r.updated_at,
+});
 
 export const toJournal = (r: JournalRow): CAJournalEntry => ({
   id: r.id,
@@ -152,6 +160,7 @@ export const toJournal = (r: JournalRow): CAJournalEntry => ({
   kid: r.kid,
   notBefore: r.not_before,
   notAfter: r.not_after,
+  owner: r.owner,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
