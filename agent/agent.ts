@@ -1,10 +1,9 @@
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createPrivateKey, generateKeyPair as genCb, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
-import express from 'express';
+import { startHealthServer } from '../common/health/health-server';
 import type { Logger } from '../common/log';
 import { subsystem } from '../common/log';
 import { invalidArgument } from '../common/errors';
@@ -91,18 +90,14 @@ async function start(config: AgentConfig, rootLog: Logger, log: Logger, opened: 
     (a) => a.close(),
   );
 
-  const healthApp = express();
-  healthApp.disable('x-powered-by');
-  healthApp.get('/live', (_q, r) => void r.json({ live: true }));
-  healthApp.get('/ready', (_q, r) => {
-    const ready = manager.ready();
-    r.status(ready ? 200 : 503).json({ ready, streams: api.streams() });
+  const health = await startHealthServer({
+    host: config.healthBind.host,
+    port: config.healthBind.port,
+    registry: metrics.registry,
+    log,
+    ready: () => ({ ready: manager.ready(), streams: api.streams() }),
   });
-  healthApp.get('/metrics', async (_q, r) => void r.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
-  const health = http.createServer(healthApp);
-  await new Promise<void>((res, rej) => health.once('error', rej).listen(config.healthBind.port, config.healthBind.host, () => res()));
-  health.on('error', (err) => log.error({ err }, 'health listener error'));
-  const healthAddr = health.address() as AddressInfo;
+  const healthAddr = health.address;
 
   // Always logged, whatever the level: scripts and tests wait for this line.
   log.child({}, { level: 'info' }).info(
@@ -126,10 +121,7 @@ async function start(config: AgentConfig, rootLog: Logger, log: Logger, opened: 
       closed = true;
       await api.close();
       await manager.stop();
-      await new Promise<void>((r) => {
-        health.close(() => r());
-        health.closeAllConnections();
-      });
+      await health.close();
       client.close();
       log.info('agent stopped');
     },

@@ -6,6 +6,7 @@ import { benchPropagation, percentile } from './propagation';
 import { benchAgent } from './agent';
 import { benchCacheVerify } from './cache-verify';
 import { benchSigningPool } from './signing-pool';
+import { benchScale } from './scale';
 import { benchJWTValidation, benchMTLS, benchPolicy } from './sdk';
 
 /**
@@ -49,9 +50,24 @@ async function signingBenches(seconds: number): Promise<void> {
   line('signing_pool_2_vs_1_worker_ratio', sp.ratio, 3);
 }
 
+async function scaleBenches(): Promise<void> {
+  const sizes = (process.env.BENCH_SCALE_SIZES ?? '10000,100000').split(',').map(Number);
+  const pg = process.env.BENCH_POSTGRES_URL ?? process.env.TESSERA_TEST_POSTGRES_URL;
+  if (!pg) process.stderr.write('bench:scale: no BENCH_POSTGRES_URL / TESSERA_TEST_POSTGRES_URL, SQLite only\n');
+  for (const f of await benchScale(sizes, pg)) {
+    const k = `scale_${f.store}_${f.entries}`;
+    line(`${k}_fill_seconds`, f.fillSeconds, 1);
+    line(`${k}_cold_start_ms`, f.coldStartMs, 0);
+    line(`${k}_server_rss_mb`, f.serverRssMb, 1);
+    line(`${k}_authorized_entries_p50_us`, f.authorizedP50Us, 0);
+  }
+}
+
 async function main(): Promise<void> {
   // BENCH_ONLY=sdk runs just the workload-side figures; BENCH_ONLY=signing the signing pool's.
   if (process.env.BENCH_ONLY === 'sdk') return sdkBenches();
+  // BENCH_ONLY=scale (npm run bench:scale): the store sizes of BENCH_SCALE_SIZES (default 10000,100000)
+  if (process.env.BENCH_ONLY === 'scale') return scaleBenches();
   if (process.env.BENCH_ONLY === 'signing') {
     return signingBenches(Number(process.env.BENCH_SECONDS ?? 6));
   }

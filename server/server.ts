@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { IdentityAnomalies } from '../common/anomaly/identity-anomalies';
 import { chmodSync, lstatSync, unlinkSync, readFileSync } from 'node:fs';
-import { X509Certificate, generateKeyPair as generateKeyPairCb, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import https from 'node:https';
 import http from 'node:http';
@@ -10,12 +9,14 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Logger } from '../common/log';
-import { subsystem, audit, F } from '../common/log';
+import { subsystem, F } from '../common/log';
 import { x509AuthoritiesFromPem } from '../common/bundle/bundle';
-import { derToPem } from '../common/pem';
 import type { ServerConfig } from './config';
 import { systemClock, unixNow, type Clock } from '../common/clock';
 import { openDataStore } from './datastore/open';
+import { ServerSVID } from './ca/server-svid';
+import { startPruner } from './housekeeping/pruner';
+import { startHealthServer } from '../common/health/health-server';
 import { loadInstanceId } from './instance/instance-id';
 import { SigningPool } from './ca/signing/pool';
 import { X509Issuance } from './issuance/x509-issuance';
@@ -35,7 +36,7 @@ import { NodeService } from './agents/node-service';
 import { EntryAuthorizer } from './registration/authorizer';
 import { ChangeFeed } from './registration/change-feed';
 import { agentApi } from './api/agent-api';
-import { adminApi } from './api/admin-api';
+import { adminApi } from './api/admin';
 import { createServerMetrics } from './telemetry';
 // issue #4: federation and OIDC discovery
 import { startFederation, type Federation } from './federation/federation';
@@ -47,8 +48,6 @@ import { ConnectionLimits } from '../common/net/connection-limits';
 import { TLS_OPTIONS } from '../common/tls';
 import { failedPrecondition } from '../common/errors';
 import type { TLSSocket } from 'node:tls';
-
-const generateKeyPair = promisify(generateKeyPairCb);
 
 export const SERVER_PATH = '/tessera/server';
 
@@ -149,18 +148,22 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
   const nodes = new NodeService({ store, ca, attestors, agentSvidTtl: config.agentSvidTtl, log: subsystem(rootLog, 'node_attestation'), metrics, now, monotonicMs, ledger });
 
   // --- agent API: HTTPS with our own SVID; client certs verified against the bundle ---
-  const tlsOptions = async () => {
-    const { privateKey, publicKey } = await generateKeyPair('ec', { namedCurve: 'P-256' });
-    const spki = (publicKey as KeyObject).export({ format: 'der', type: 'spki' });
-    const svid = ca.mintX509SVID({ spiffeId: serverId, publicKeySpki: spki, ttl: config.defaultX509SvidTtl });
-    return {
-      key: privateKey as KeyObject,
-      cert: svid.chain.map((c) => derToPem(c)).join(''),
-      ca: ca.bundle().x509Authorities.map((c) => derToPem(c)),
-      expiresAt: svid.expiresAt,
-    };
-  };
-  let tls = await tlsOptions();
+  let federation: Federation | undefined; // started below
+  const serverSvid = opened.add(
+    await ServerSVID.start({
+      ca,
+      spiffeId: serverId,
+      ttl: config.defaultX509SvidTtl,
+      now,
+      log,
+      onRotate: (t) => {
+        agentServer.setSecureContext({ key: t.key.export({ format: 'pem', type: 'pkcs8' }), cert: t.cert, ca: t.ca, ...TLS_OPTIONS } as never);
+        federation?.serverSvidRotated(); // an https_spiffe bundle endpoint serves the server SVID
+      },
+    }),
+    (s) => s.stop(),
+  );
+  const tls = serverSvid.current();
   const agentApp = express();
   agentApp.disable('x-powered-by');
   // Agent API answers are never cached or revalidated; an ETag would hash every
@@ -210,14 +213,6 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
   agentServer.keepAliveTimeout = 65_000;
   agentServer.headersTimeout = 70_000;
   limitAgentApi(agentServer, config, log, metrics);
-  let federation: Federation | undefined; // issue #4, started below
-  const refreshTls = async () => {
-    tls = await tlsOptions();
-    agentServer.setSecureContext({ key: tls.key.export({ format: 'pem', type: 'pkcs8' }), cert: tls.cert, ca: tls.ca, ...TLS_OPTIONS } as never);
-    federation?.serverSvidRotated(); // issue #4: an https_spiffe bundle endpoint serves the server SVID
-    log.info({ [F.expiresAt]: tls.expiresAt }, 'server svid rotated');
-  };
-  ca.onBundleChange(() => void refreshTls().catch((err) => log.error({ err }, 'server svid rotation failed')));
   await listen(agentServer, config.bind.port, config.bind.host);
   opened.add(agentServer, closeServer);
 
@@ -231,7 +226,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
     config,
     store,
     bundle: () => ca.bundle(),
-    serverSvid: () => ({ key: tls.key, cert: tls.cert }),
+    serverSvid: () => ({ key: serverSvid.current().key, cert: serverSvid.current().cert }),
     notify: () => changes.notify(),
     log: rootLog,
     now,
@@ -255,6 +250,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
       trustDomain: config.trustDomain,
       store,
       ca,
+      issuance,
       changes,
       log: subsystem(rootLog, 'admin_api'),
       metrics,
@@ -276,50 +272,29 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
   adminServer.on('error', (err) => log.error({ err }, 'admin listener error'));
   chmodSync(config.adminSocket, 0o660);
 
-  // --- health and metrics ---
-  const healthApp = express();
-  healthApp.disable('x-powered-by');
-  healthApp.get('/live', (_q, r) => void r.json({ live: true }));
-  // Ready means able to sign: an expired CA (an upstream that ran out, a clock far off) is not ready.
-  healthApp.get('/ready', (_q, r) => {
-    const ready = isReady && ca.canSign() && storeHealth.reachable();
-    r.status(ready ? 200 : 503).json({ ready, ca: ca.signingStatus(), datastore: { engine: datastore.engine, ...storeHealth.status() } });
+  // --- health and metrics (common/health, as the agent and the helper) ---
+  // Ready means able to sign: an expired CA (an upstream that ran out, a clock far off) is not ready,
+  // nor is a server whose database does not answer.
+  const health = await startHealthServer({
+    host: config.healthBind.host,
+    port: config.healthBind.port,
+    registry: metrics.registry,
+    log,
+    beforeMetrics: caGauges,
+    ready: () => ({
+      ready: isReady && ca.canSign() && storeHealth.reachable(),
+      ca: ca.signingStatus(),
+      datastore: { engine: datastore.engine, ...storeHealth.status() },
+    }),
   });
-  healthApp.get('/metrics', async (_q, r) => {
-    caGauges();
-    r.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-  const healthServer = http.createServer(healthApp);
-  await listen(healthServer, config.healthBind.port, config.healthBind.host);
-  opened.add(healthServer, closeServer);
-  healthServer.on('error', (err) => log.error({ err }, 'health listener error'));
+  opened.add(health, (h) => h.close());
 
-  // --- housekeeping: server SVID at half-life, pruning of expired entries and tokens ---
-  const timers: NodeJS.Timeout[] = [];
-  const scheduleTls = () => {
-    const ms = Math.max(1000, ((tls.expiresAt - now()) * 1000) / 2);
-    timers[0] = setTimeout(() => void refreshTls().then(scheduleTls, (err) => { log.error({ err }, 'server svid rotation failed'); scheduleTls(); }), ms);
-    timers[0].unref();
-  };
-  scheduleTls();
-  timers[1] = setInterval(async () => {
-    try {
-      const pruned = await store.pruneRegistrationEntries(now());
-      await store.pruneJoinTokens(now());
-      await ledger.prune();
-      if (pruned > 0) {
-        audit(log, 'entries_pruned', { count: pruned });
-        changes.notify();
-      }
-    } catch (err) {
-      log.error({ err }, 'prune failed');
-    }
-  }, 60_000);
-  timers[1].unref();
+  // --- housekeeping: pruning of expired entries, tokens and SVID records ---
+  const pruner = opened.add(startPruner({ store, ledger, now, log, onEntriesPruned: () => changes.notify() }), (p) => p.stop());
 
   isReady = true;
   const agentAddr = agentServer.address() as AddressInfo;
-  const healthAddr = healthServer.address() as AddressInfo;
+  const healthAddr = health.address;
   // Always logged, whatever the level: scripts and tests wait for this line.
   log.child({}, { level: 'info' }).info(
     {
@@ -350,11 +325,13 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
       if (closed) return;
       closed = true;
       isReady = false;
-      for (const t of timers) clearTimeout(t);
+      pruner.stop();
+      serverSvid.stop();
       await ca.stop();
       changes.notify();
       await Promise.all([federation?.close(), oidc?.close()]); // issue #4
-      await Promise.all([agentServer, adminServer, healthServer].map(closeServer));
+      await Promise.all([agentServer, adminServer].map(closeServer));
+      await health.close();
       unsubscribe?.();
       await pool?.close();
       storeHealth.stop();

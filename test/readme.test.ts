@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { buildProgram } from '../cli/main';
@@ -41,7 +41,8 @@ describe('README', () => {
   it('names every admin API route with its method', () => {
     const dir = path.join(ROOT, 'server', 'api');
     const routes: string[] = [];
-    for (const f of ['admin-api.ts', 'authority-api.ts', 'federation-api.ts']) {
+    const files = [...readdirSync(path.join(dir, 'admin')).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).map((f) => path.join('admin', f)), 'authority-api.ts', 'federation-api.ts'];
+    for (const f of files) {
       for (const m of readFileSync(path.join(dir, f), 'utf8').matchAll(/\br\.(get|post|put|patch|delete)\('([^']+)'/g)) routes.push(`${m[1]!.toUpperCase()} ${m[2]}`);
     }
     expect(routes.length).toBeGreaterThan(25);

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
  * The plain-HTTP health listener of a long-running process: `GET /live` (200
  * while the process runs), `GET /ready` (200 or 503 with the reason, from
  * `ready()`), `GET /metrics` (Prometheus text from `registry`). Anything else is 404.
- * Bound to loopback by default by its callers; it carries no secret.
+ * Bound to loopback by default by its callers; it carries no secret. The server,
+ * the agent and the helper all serve theirs with this.
  */
 export async function startHealthServer(o: {
   host: string;
@@ -15,6 +16,8 @@ export async function startHealthServer(o: {
   registry: Registry;
   ready: () => { ready: boolean } & Record<string, unknown>;
   log: Logger;
+  /** runs before each /metrics scrape (gauges computed on demand) */
+  beforeMetrics?: () => void;
 }): Promise<{ address: AddressInfo; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const send = (status: number, type: string, body: string) => {
@@ -29,6 +32,11 @@ export async function startHealthServer(o: {
       return send(r.ready ? 200 : 503, 'application/json', JSON.stringify(r));
     }
     if (url === '/metrics') {
+      try {
+        o.beforeMetrics?.();
+      } catch (e) {
+        o.log.warn({ err: { message: (e as Error).message } }, 'a metrics gauge could not be computed');
+      }
       o.registry.metrics().then(
         (m) => send(200, o.registry.contentType, m),
         (e: Error) => send(500, 'text/plain', `metrics failed: ${e.message}`),

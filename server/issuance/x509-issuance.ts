@@ -29,6 +29,16 @@ export class X509Issuance {
     },
   ) {}
 
+  /**
+   * One SVID outside any entry (the admin API's `x509 mint`): the CSR is verified and
+   * only its key used; identity, DNS names and TTL are the operator's. Signed here.
+   * @throws TesseraError INVALID_ARGUMENT for a bad CSR, UNAVAILABLE when the CA cannot sign
+   */
+  mintOne(req: { spiffeId: string; csr: Buffer; dnsNames: string[]; ttl: number }): MintedX509 {
+    const { publicKeySpki } = parseAndVerifyCSR(req.csr);
+    return this.d.ca.mintX509SVID({ spiffeId: req.spiffeId, publicKeySpki, dnsNames: req.dnsNames, ttl: req.ttl });
+  }
+
   /** One result per item, in order: the minted SVID or the item's typed error. */
   async issue(agentId: string, items: X509IssueItem[]): Promise<Array<MintedX509 | TesseraError>> {
     const out = await this.mintAll(items);
