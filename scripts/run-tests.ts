@@ -9,8 +9,9 @@ import path from 'node:path';
  * The key rotation suites (on SQLite and on PostgreSQL) spend about 200 s each
  * waiting for 60-s CAs to rotate three times, using little CPU; run one after the
  * other with everything else they add 400 s to a 2-core machine's test time. So
- * they run in their own jest process (two workers: the two suites together) while
- * the rest runs as usual (jest's default workers). Their output is printed after
+ * they run in their own jest process (one after the other) while the rest runs as
+ * usual (jest's default workers). Not both at once as well: with their server
+ * restarts and 6-s SVIDs, three heavy suites at a time overload two cores. Their output is printed after
  * the rest's, and with `--json --outputFile F` the two reports are merged into F.
  *
  * With any other argument than those (a test path, `-t`, ...), or with
@@ -69,7 +70,7 @@ async function main(): Promise<number> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-lanes-'));
   const slowReport = path.join(tmp, 'slow.json');
   const mainReport = path.join(tmp, 'main.json');
-  const slow = run(['--maxWorkers=2', '--json', `--outputFile=${slowReport}`, '--runTestsByPath', ...SLOW], true);
+  const slow = run(['--maxWorkers=1', '--json', `--outputFile=${slowReport}`, '--runTestsByPath', ...SLOW], true);
   const main = await run(['--json', `--outputFile=${mainReport}`, `--testPathIgnorePatterns=${SLOW_IGNORE}`], false);
   const s = await slow;
   process.stderr.write(`\n===== the rotation suites (run alongside the others) =====\n${s.output}\n`);

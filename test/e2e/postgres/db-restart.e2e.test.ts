@@ -68,9 +68,9 @@ describePostgres('PostgreSQL restarted under load', () => {
     const notReady = await waitFor('server not ready', async () => {
       const r = await httpGet(server.health, '/ready');
       return r.status === 503 ? (JSON.parse(r.text) as { datastore: { reachable: boolean } }) : undefined;
-    }, 15_000, 100).catch(async (e) => {
-      process.stdout.write(`DEBUG ready=${JSON.stringify(await httpGet(server.health, '/ready').catch((x) => String(x)))}\n${server.logs().split('\n').slice(-25).join('\n')}\n`);
-      throw e;
+    }, 15_000, 100).catch((e: Error) => {
+      // the server's last lines say why (a crash would show its stack here)
+      throw new Error(`${e.message}; server log tail:\n${server.logs().split('\n').slice(-15).join('\n')}`);
     });
     expect(notReady.datastore.reachable).toBe(false);
     await waitFor('writes refused while the database is down', () => refused.length >= 3, 15_000);
@@ -91,7 +91,9 @@ describePostgres('PostgreSQL restarted under load', () => {
     process.stdout.write(`postgres restart: ${acked.length} writes acknowledged, ${refused.length} refused with UNAVAILABLE while down, ${lost.length} lost\n`);
     expect(lost).toEqual([]);
 
-    // the change subscription came back too: a new entry reaches the workload promptly
+    // the server's own writes wake its long polls directly; the LISTEN connection (other servers' writes) re-subscribed
+    await waitFor('the change subscription restored', () => /"event":"datastore_listen_restored"/.test(server.logs()), 15_000, 100);
+    // and a new entry reaches the workload promptly
     const id = `spiffe://${td}/after-restart`;
     const t0 = Date.now();
     await admin.request('POST', '/v1/entries', { entries: [{ spiffe_id: id, parent_id: agent.agentId, selectors: ['unix:uid:0'] }] });

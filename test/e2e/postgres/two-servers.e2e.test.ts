@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { AdminClient } from '../../../cli/admin-client';
 import { attestedAgent, newCSR, clientFor } from '../../helpers/agent-identity';
-import { describePostgres, freshSchema } from '../../helpers/postgres';
+import { adminQuery, describePostgres, freshSchema } from '../../helpers/postgres';
 import { startAgentProcess, startServerProcess, type AgentProcess, type ServerProcess } from '../../helpers/processes';
 import { waitFor } from '../../helpers/security';
 import { WorkloadView } from '../../helpers/workload-view';
@@ -23,11 +23,13 @@ describePostgres('two servers on one PostgreSQL database', (url) => {
   let agent: AgentProcess;
   let view: WorkloadView;
   let drop: () => Promise<void>;
+  let schemaName: string;
   const x509Count = async (s: ServerProcess) => (JSON.parse(await s.cli(['bundle', 'show', '--format', 'spiffe'])) as { keys: Array<{ use: string }> }).keys.filter((k) => k.use === 'x509-svid').length;
 
   beforeAll(async () => {
     const fresh = await freshSchema(url);
     drop = fresh.drop;
+    schemaName = fresh.schema;
     const datastore = { url, schema: fresh.schema };
     a = await startServerProcess({ trustDomain: td, config: { datastore } });
     b = await startServerProcess({ trustDomain: td, config: { datastore } });
@@ -97,9 +99,35 @@ describePostgres('two servers on one PostgreSQL database', (url) => {
     expect(refused).toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringMatching(/banned/) });
   });
 
-  it('server A is SIGKILLed: the agent keeps serving its SVIDs, moves to B, and gets what B creates next', async () => {
+  it('server A is SIGKILLed amid writes through both: the agent keeps its SVIDs, moves to B, gets what B creates next; no acknowledged write is lost', async () => {
     const before = view.current.get(`spiffe://${td}/w0`)!;
+    // writers on both servers' admin sockets until after the kill
+    const acked: string[] = [];
+    let refusedOnA = 0;
+    let writing = true;
+    let n = 0;
+    const writer = (s: ServerProcess) => async () => {
+      while (writing) {
+        const id = `spiffe://${td}/load/${n++}`;
+        try {
+          await admin(s).request('POST', '/v1/entries', { entries: [{ spiffe_id: id, parent_id: `spiffe://${td}/elsewhere`, selectors: [`unix:uid:${n}`] }] });
+          acked.push(id);
+        } catch {
+          if (s === a) refusedOnA++;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    };
+    const writers = [writer(a)(), writer(b)()];
+    await waitFor('writes through both servers', () => acked.length >= 40);
     await a.stop('SIGKILL');
+    const ackedAtKill = acked.length;
+    await waitFor('writes through B after the kill', () => acked.length >= ackedAtKill + 20);
+    writing = false;
+    await Promise.all(writers);
+    const stored = new Set((await adminQuery<{ spiffe_id: string }>(url, `SELECT spiffe_id FROM ${schemaName}.registration_entries`)).map((r) => r.spiffe_id));
+    expect(acked.filter((id) => !stored.has(id))).toEqual([]);
+    expect(refusedOnA).toBeGreaterThan(0);
     // still served from the agent's cache
     const fetched = await view.fetchJWTs(['spiffe://example.org/after-kill']).catch(() => []);
     expect(view.current.get(`spiffe://${td}/w0`)?.serial).toBe(before.serial);
@@ -107,7 +135,7 @@ describePostgres('two servers on one PostgreSQL database', (url) => {
     const id = `spiffe://${td}/after-failover`;
     await admin(b).request('POST', '/v1/entries', { entries: [{ spiffe_id: id, parent_id: agent.agentId, selectors: ['unix:uid:0'] }] });
     const seen = await waitFor(`${id} through server B after A died`, () => view.x509.find((s) => s.spiffeId === id), 60_000, 50);
-    process.stdout.write(`two servers: after SIGKILL of A, an entry made on B reached the workload in ${seen.at - t0} ms (JWT-SVIDs fetched meanwhile: ${fetched.length})\n`);
+    process.stdout.write(`two servers: after SIGKILL of A, an entry made on B reached the workload in ${seen.at - t0} ms (JWT-SVIDs fetched meanwhile: ${fetched.length}); ${acked.length} writes acknowledged through A and B, 0 lost\n`);
     const leaf = new X509Certificate(seen.chain[0]!);
     expect(leaf.subjectAltName).toBe(`URI:${id}`);
     expect(view.validateX509(seen.chain)).toBeUndefined();
