@@ -7,6 +7,7 @@ import { benchAgent } from './agent';
 import { benchCacheVerify } from './cache-verify';
 import { benchSigningPool } from './signing-pool';
 import { benchScale } from './scale';
+import { benchAgents } from './agents';
 import { benchJWTValidation, benchMTLS, benchPolicy } from './sdk';
 
 /**
@@ -54,6 +55,15 @@ async function scaleBenches(): Promise<void> {
   const sizes = (process.env.BENCH_SCALE_SIZES ?? '10000,100000').split(',').map(Number);
   const pg = process.env.BENCH_POSTGRES_URL ?? process.env.TESSERA_TEST_POSTGRES_URL;
   if (!pg) process.stderr.write('bench:scale: no BENCH_POSTGRES_URL / TESSERA_TEST_POSTGRES_URL, SQLite only\n');
+  const agents = Number(process.env.BENCH_AGENTS ?? 1000);
+  for (const servers of pg ? ([1, 2] as const) : ([1] as const)) {
+    const a = await benchAgents({ agents, servers, postgresUrl: pg });
+    const k = `agents_${agents}_${servers}_server${servers > 1 ? 's' : ''}`;
+    line(`${k}_svids_per_sec`, a.svidsPerSec, 0);
+    line(`${k}_long_poll_wake_p50_ms`, a.wakeP50Ms, 1);
+    line(`${k}_long_poll_wake_p99_ms`, a.wakeP99Ms, 1);
+    line(`${k}_server_rss_mb`, Math.max(...a.serverRssMb), 1);
+  }
   for (const f of await benchScale(sizes, pg)) {
     const k = `scale_${f.store}_${f.entries}`;
     line(`${k}_fill_seconds`, f.fillSeconds, 1);
