@@ -121,14 +121,16 @@ async function main(): Promise<void> {
   readline.createInterface({ input: process.stdin }).on('line', (line) => {
     const m = JSON.parse(line) as { cmd: string; port?: number };
     if (m.cmd === 'call') timer = setInterval(() => call(m.port!), 50);
+    // Two steps, so that neither peer's listener goes away while the other still calls it:
+    // 'stop' ends this peer's calls and reports once those in flight are done (the listener
+    // keeps serving); 'exit' ends the process, sent once both peers have reported.
     if (m.cmd === 'stop') {
       clearInterval(timer);
-      // the calls in flight finish first
       void Promise.allSettled([...pending]).then(() => {
         emit({ type: 'summary', ok, failed, errors: errors.slice(0, 10), listening, rotations, server_serials: serverSerials.size, refusals, tls_errors: tlsErrors.slice(0, 10), server_socket_errors: serverSocketErrors.slice(0, 10), openssl_would_refuse: opensslWouldRefuse.slice(0, 10) });
-        process.exit(0);
       });
     }
+    if (m.cmd === 'exit') process.exit(0);
   });
 }
 

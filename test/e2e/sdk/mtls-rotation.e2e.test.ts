@@ -55,6 +55,8 @@ it('0 failed requests both ways over at least three rotations of both SVIDs, wit
     await waitFor('three rotations of each SVID, each seen by the other side', () => rotated(a) >= 3 && rotated(b) >= 3 && seen(a) >= 4 && seen(b) >= 4, 120_000, 200);
     for (const p of [a, b]) p.send({ cmd: 'stop' });
     const summaries = await Promise.all([a, b].map((p) => waitFor('summary', () => p.lines.find((l) => l.type === 'summary'))));
+    // only now may a listener go: before, the other peer's last calls could meet a closed server
+    for (const p of [a, b]) p.send({ cmd: 'exit' });
     process.stdout.write(`sdk mtls diagnostics: ${JSON.stringify(summaries.map((x) => ({ errors: x.errors, server_socket_errors: x.server_socket_errors, openssl_would_refuse: x.openssl_would_refuse })))}\n`);
     for (const s of summaries) {
       // a failed call on one side is explained by the other side's refusals or TLS errors
