@@ -78,6 +78,7 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY === 'sdk') return sdkBenches();
   // BENCH_ONLY=scale (npm run bench:scale): the store sizes of BENCH_SCALE_SIZES (default 10000,100000)
   if (process.env.BENCH_ONLY === 'scale') return scaleBenches();
+  if (process.env.BENCH_ONLY === 'agent') return agentBenches();
   if (process.env.BENCH_ONLY === 'signing') {
     return signingBenches(Number(process.env.BENCH_SECONDS ?? 6));
   }
@@ -115,7 +116,17 @@ async function main(): Promise<void> {
   line('entry_delete_to_stream_p99_ms', percentile(p.deleteMs, 99), 1);
   line('workload_fetch_x509_p50_ms', percentile(p.fetchMs, 50), 1);
   line('workload_fetch_x509_p99_ms', percentile(p.fetchMs, 99), 1);
-  const g = await benchAgent({ rounds: 1500, rssEntries: 1000, syncEntries: 10_000 });
+  await agentBenches();
+  // An agent restart verifies every stored SVID before serving it.
+  const v = await benchCacheVerify(10_000);
+  line('agent_cache_verify_10000_svids_ms', v.verifyMs, 0);
+  line('agent_cache_verify_vs_raw_verify_ratio', v.verifyMs / v.rawVerifyMs);
+  await sdkBenches();
+}
+
+/** The agent's own figures: Workload API latency against bare grpc-js, RSS, a fresh 10,000-entry sync. */
+async function agentBenches(): Promise<void> {
+  const g = await benchAgent({ rounds: Number(process.env.BENCH_AGENT_ROUNDS ?? 1500), rssEntries: 1000, syncEntries: 10_000 });
   const g50 = percentile(g.agentMs, 50);
   const g99 = percentile(g.agentMs, 99);
   const e50 = percentile(g.echoMs, 50);
@@ -127,12 +138,8 @@ async function main(): Promise<void> {
   line('fetch_x509_vs_echo_p50_ratio', g50 / e50);
   line('fetch_x509_vs_echo_p99_ratio', g99 / e99);
   line('agent_rss_mb_1000_entries', g.rssMb, 1);
-  line('agent_sync_10000_entries_seconds', g.syncSeconds, 1);
-  // An agent restart verifies every stored SVID before serving it.
-  const v = await benchCacheVerify(10_000);
-  line('agent_cache_verify_10000_svids_ms', v.verifyMs, 0);
-  line('agent_cache_verify_vs_raw_verify_ratio', v.verifyMs / v.rawVerifyMs);
-  await sdkBenches();
+  line('agent_sync_10000_entries_seconds', g.syncSeconds, 2);
+  line('agent_sync_10000_entries_after_ready_seconds', g.syncAfterReadySeconds, 2);
 }
 
 main().catch((e) => {

@@ -22,7 +22,7 @@ export interface PreparedBatch {
 /** A key per entry, made here (private keys never leave the node), and a CSR each. */
 export async function prepareBatch(entries: EntryJSON[]): Promise<PreparedBatch> {
   const keys = await Promise.all(entries.map(() => newWorkloadKey()));
-  return { entries, keys, csrs: keys.map(workloadCSR) };
+  return { entries, keys, csrs: await Promise.all(keys.map(workloadCSR)) };
 }
 
 /**

@@ -148,6 +148,8 @@ export interface AgentProcess {
   health: string;
   agentId: string;
   logFile: string;
+  /** `performance.now()` when the process was spawned (after the join token and bundle were fetched) */
+  spawnedAt: number;
   logs(): string;
   /** runs `tessera --output json agent api ARGS --socket <this agent's socket>`, optionally as another uid */
   cli(args: string[], opts?: { uid?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
@@ -192,7 +194,7 @@ export async function startAgentProcess(
   );
   const logFile = path.join(dir, `agent-${Date.now()}.log`);
   const agentNodeArgs = (process.env.TESSERA_TEST_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const { proc, logStream, ready, logs } = await spawnUntilReady<{ health: string; agent_id: string }>(
+  const { proc, logStream, ready, logs, spawnedAt } = await spawnUntilReady<{ health: string; agent_id: string }>(
     ['agent', 'run', '--config', configFile],
     env,
     logFile,
@@ -208,6 +210,7 @@ export async function startAgentProcess(
     health: ready.health,
     agentId: ready.agent_id,
     logFile,
+    spawnedAt,
     logs,
     async cli(args, o = {}) {
       const cmd = o.uid !== undefined ? 'setpriv' : process.execPath;
@@ -244,6 +247,7 @@ async function spawnUntilReady<T>(args: string[], env: NodeJS.ProcessEnv, logFil
   const logStream = createWriteStream(logFile, { flags: 'a' });
   // `wrap` runs the process under another command (prlimit, setpriv, a libfaketime env).
   const [cmd, ...pre] = [...wrap, process.execPath];
+  const spawnedAt = performance.now();
   const proc = spawn(cmd!, [...pre, ...nodeArgs, TESSERA_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   proc.stdout!.pipe(logStream, { end: false });
   proc.stderr!.pipe(logStream, { end: false });
@@ -274,7 +278,7 @@ async function spawnUntilReady<T>(args: string[], env: NodeJS.ProcessEnv, logFil
       reject(new Error(`${args[0]} exited with ${code} before ready:\n${buf}\n${readFileSync(logFile, 'utf8')}`));
     });
   });
-  return { proc, logStream, ready, logs };
+  return { proc, logStream, ready, logs, spawnedAt };
 }
 
 /** Sends `signal` and resolves with the exit code once the process has exited. */
