@@ -1,4 +1,3 @@
-import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createPrivateKey, generateKeyPair as genCb, sign as cryptoSign, type KeyObject } from 'node:crypto';

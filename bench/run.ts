@@ -137,7 +137,10 @@ async function agentBenches(): Promise<void> {
   line('grpc_echo_first_message_p99_ms', e99, 2);
   line('fetch_x509_vs_echo_p50_ratio', g50 / e50);
   line('fetch_x509_vs_echo_p99_ratio', g99 / e99);
-  line('agent_rss_mb_1000_entries', g.rssMb, 1);
+  line('agent_rss_mb_1000_entries', g.rss.steadyMb, 1);
+  line('agent_rss_mb_1000_entries_after_sync', g.rss.afterSyncMb, 1);
+  line('agent_rss_mb_10000_entries', g.rssSync.steadyMb, 1);
+  line('agent_rss_mb_10000_entries_after_sync', g.rssSync.afterSyncMb, 1);
   line('agent_sync_10000_entries_seconds', g.syncSeconds, 2);
   line('agent_sync_10000_entries_after_ready_seconds', g.syncAfterReadySeconds, 2);
 }

@@ -1,9 +1,17 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import { X509Certificate } from 'node:crypto';
-import * as der from '../der/der';
 import { TesseraError } from '../errors';
 import { parseSpiffeId, type SpiffeId } from '../spiffeid/spiffe-id';
+import {
+  KeyUsage,
+  OID,
+  basicConstraints,
+  extKeyUsages,
+  extension,
+  keyUsage,
+  readCertificateFields,
+  uriNames,
+  type CertificateFields,
+} from './certificate-fields';
 
 /** Which check an X.509-SVID chain failed; stable, for callers and tests to branch on. */
 export type X509SVIDRejectReason =
@@ -45,26 +53,50 @@ const UNDERSTOOD = new Set(['2.5.29.15', '2.5.29.17', '2.5.29.19', '2.5.29.37', 
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
-/** One certificate seen through both libraries: Node (OpenSSL) for signatures and chaining, @peculiar for extensions. */
+/**
+ * One certificate seen two ways: Node (OpenSSL) for the outer parse, signatures
+ * and chaining; its extensions decoded from the DER (./certificate-fields),
+ * all at parse time, so a malformed extension fails as 'malformed' there.
+ */
 interface Parsed {
   node: X509Certificate;
-  cert: x509.X509Certificate;
+  fields: CertificateFields;
+  /** one line, as people write it: "O=SPIFFE, CN=x" (Node gives one attribute per line) */
+  subject: string;
+  basic?: { ca: boolean; pathLength?: number; critical: boolean };
+  usage?: { has: (bit: number) => boolean; critical: boolean };
+  san?: { uris: string[]; critical: boolean };
+  ekus?: string[];
+  hasSKI: boolean;
 }
 
 function parse(certDer: Buffer): Parsed {
-  return { node: new X509Certificate(certDer), cert: new x509.X509Certificate(certDer) };
+  const node = new X509Certificate(certDer);
+  const fields = readCertificateFields(certDer);
+  const bc = extension(fields, OID.basicConstraints);
+  const ku = extension(fields, OID.keyUsage);
+  const san = extension(fields, OID.subjectAltName);
+  const eku = extension(fields, OID.extKeyUsage);
+  return {
+    node,
+    fields,
+    subject: (node.subject ?? '').split('\n').join(', '), // undefined when the subject is empty
+    basic: bc && { ...basicConstraints(bc), critical: bc.critical },
+    usage: ku && { has: keyUsage(ku), critical: ku.critical },
+    san: san && { uris: uriNames(san), critical: san.critical },
+    ekus: eku && extKeyUsages(eku),
+    hasSKI: extension(fields, OID.subjectKeyIdentifier) !== undefined,
+  };
 }
 
 const reject = (reason: X509SVIDRejectReason, message: string, cause?: unknown) => new X509SVIDError(reason, message, cause);
-const label = (i: number, p: Parsed) => `${i === 0 ? 'leaf' : `intermediate ${i}`} (${p.cert.subject || 'empty subject'})`;
-const isCA = (c: x509.X509Certificate) => c.getExtension(x509.BasicConstraintsExtension)?.ca === true;
-const keyUsage = (c: x509.X509Certificate) => c.getExtension(x509.KeyUsagesExtension)?.usages;
-const hasUsage = (c: x509.X509Certificate, flag: x509.KeyUsageFlags) => ((keyUsage(c) ?? 0) & flag) !== 0;
-const uriSANs = (c: x509.X509Certificate) =>
-  c.getExtension(x509.SubjectAlternativeNameExtension)?.names.items.filter((n) => n.type === 'url').map((n) => n.value) ?? [];
+const label = (i: number, p: Parsed) => `${i === 0 ? 'leaf' : `intermediate ${i}`} (${p.subject || 'empty subject'})`;
+const isCA = (p: Parsed) => p.basic?.ca === true;
+const hasUsage = (p: Parsed, bit: number) => p.usage?.has(bit) === true;
+const uriSANs = (p: Parsed) => p.san?.uris ?? [];
 
 /** The SPIFFE ID of a leaf: exactly one URI SAN, a valid SPIFFE ID with a path. */
-function leafSpiffeId(leaf: x509.X509Certificate): SpiffeId {
+function leafSpiffeId(leaf: Parsed): SpiffeId {
   const uris = uriSANs(leaf);
   if (uris.length === 0) throw reject('san-missing', 'leaf certificate has no URI SAN; an x509-svid carries exactly one spiffe id');
   if (uris.length > 1) throw reject('san-multiple', `leaf certificate has ${uris.length} URI SANs; an x509-svid carries exactly one spiffe id`);
@@ -108,10 +140,10 @@ export function validateX509SVIDChain(
 
   return typedParse(reject, () => {
     const leaf = certs[0]!;
-    const id = leafSpiffeId(leaf.cert);
-    if (isCA(leaf.cert)) throw reject('leaf-is-ca', 'leaf certificate is a CA (basicConstraints cA=true)');
-    if (hasUsage(leaf.cert, x509.KeyUsageFlags.keyCertSign)) throw reject('leaf-key-cert-sign', 'leaf certificate has the keyCertSign key usage');
-    if (hasUsage(leaf.cert, x509.KeyUsageFlags.cRLSign)) throw reject('leaf-crl-sign', 'leaf certificate has the cRLSign key usage');
+    const id = leafSpiffeId(leaf);
+    if (isCA(leaf)) throw reject('leaf-is-ca', 'leaf certificate is a CA (basicConstraints cA=true)');
+    if (hasUsage(leaf, KeyUsage.keyCertSign)) throw reject('leaf-key-cert-sign', 'leaf certificate has the keyCertSign key usage');
+    if (hasUsage(leaf, KeyUsage.cRLSign)) throw reject('leaf-crl-sign', 'leaf certificate has the cRLSign key usage');
 
     const rootDers = bundles(id.trustDomain);
     if (!rootDers || rootDers.length === 0) throw reject('no-bundle', `no trust bundle for trust domain ${id.trustDomain}`);
@@ -121,9 +153,10 @@ export function validateX509SVIDChain(
 }
 
 /**
- * Runs checks that read extensions: @peculiar/x509 decodes them lazily, so a
- * certificate whose outer DER parses can still hold an extension that throws a
- * plain Error (found by fuzzing). Any such error is a malformed certificate.
+ * Runs the checks on parsed certificates. Extensions are decoded at parse time,
+ * so nothing here should throw anything but the checks' own errors; should a
+ * plain Error escape all the same (fuzzing found such cases with the schema
+ * parser used before), it is reported as a malformed certificate, never thrown raw.
  */
 function typedParse<T>(fail: PathReject, f: () => T): T {
   try {
@@ -161,23 +194,24 @@ export function checkCertificatePath(chain: Buffer[], rootDers: Buffer[], now: D
 }
 
 function checkPath(certs: Parsed[], rootDers: Buffer[], now: Date, anchors: string, fail: PathReject): Buffer {
-  const time = (what: string, c: x509.X509Certificate) => {
-    if (now.getTime() < c.notBefore.getTime()) throw fail('not-yet-valid', `${what} is not valid until ${c.notBefore.toISOString()}`);
-    if (now.getTime() > c.notAfter.getTime()) throw fail('expired', `${what} expired at ${c.notAfter.toISOString()}`);
+  const time = (what: string, c: Parsed) => {
+    const { notBefore, notAfter } = c.fields;
+    if (now.getTime() < notBefore.getTime()) throw fail('not-yet-valid', `${what} is not valid until ${notBefore.toISOString()}`);
+    if (now.getTime() > notAfter.getTime()) throw fail('expired', `${what} expired at ${notAfter.toISOString()}`);
   };
-  const pathLength = (what: string, c: x509.X509Certificate, below: number) => {
-    const max = c.getExtension(x509.BasicConstraintsExtension)?.pathLength;
+  const pathLength = (what: string, c: Parsed, below: number) => {
+    const max = c.basic?.pathLength;
     if (max !== undefined && below > max) throw fail('path-length-exceeded', `${what} allows ${max} intermediate(s) below it, the chain has ${below}`);
   };
   certs.forEach((p, i) => {
     const what = label(i, p);
-    time(what, p.cert);
-    const unknown = p.cert.extensions.find((e) => e.critical && !UNDERSTOOD.has(e.type));
-    if (unknown) throw fail('unsupported-critical-extension', `${what} has critical extension ${unknown.type}, which this validator does not process`);
+    time(what, p);
+    const unknown = p.fields.extensions.find((e) => e.critical && !UNDERSTOOD.has(e.oid));
+    if (unknown) throw fail('unsupported-critical-extension', `${what} has critical extension ${unknown.oid}, which this validator does not process`);
     if (i > 0) {
-      if (!isCA(p.cert)) throw fail('intermediate-not-ca', `${what} is not a CA (basicConstraints cA is not true)`);
-      if (!hasUsage(p.cert, x509.KeyUsageFlags.keyCertSign)) throw fail('intermediate-no-key-cert-sign', `${what} lacks the keyCertSign key usage`);
-      pathLength(what, p.cert, i - 1);
+      if (!isCA(p)) throw fail('intermediate-not-ca', `${what} is not a CA (basicConstraints cA is not true)`);
+      if (!hasUsage(p, KeyUsage.keyCertSign)) throw fail('intermediate-no-key-cert-sign', `${what} lacks the keyCertSign key usage`);
+      pathLength(what, p, i - 1);
     }
   });
   for (let i = 0; i + 1 < certs.length; i++) {
@@ -209,8 +243,8 @@ function checkPath(certs: Parsed[], rootDers: Buffer[], now: Date, anchors: stri
   let firstProblem: unknown;
   for (const root of signed) {
     try {
-      time(`root (${root.p.cert.subject})`, root.p.cert);
-      pathLength(`root (${root.p.cert.subject})`, root.p.cert, certs.length - 1);
+      time(`root (${root.p.subject})`, root.p);
+      pathLength(`root (${root.p.subject})`, root.p, certs.length - 1);
       return root.der;
     } catch (e) {
       firstProblem ??= e;
@@ -221,34 +255,17 @@ function checkPath(certs: Parsed[], rootDers: Buffer[], now: Date, anchors: stri
 
 // ---------------------------------------------------------------- profile checks
 
-/** Version and serial-sign peek: neither Node nor @peculiar/x509 exposes them. */
-function versionAndSerial(certDer: Buffer): { version: number; serialNegative: boolean; serialZero: boolean } {
-  const cert = der.readTLV(certDer, 0);
-  const tbs = der.readTLV(certDer, cert.start, cert.end);
-  let t = der.readTLV(certDer, tbs.start, tbs.end);
-  let version = 1;
-  if (t.tag === 0xa0) {
-    const v = der.readTLV(certDer, t.start, t.end);
-    version = certDer[v.end - 1] + 1;
-    t = der.readTLV(certDer, t.end, tbs.end);
-  }
-  const serial = certDer.subarray(t.start, t.end);
-  return { version, serialNegative: (serial[0] & 0x80) !== 0, serialZero: serial.every((b) => b === 0) };
-}
-
-function commonChecks(certDer: Buffer): { cert: x509.X509Certificate; problems: string[] } | string[] {
-  let cert: x509.X509Certificate;
-  let vs: ReturnType<typeof versionAndSerial>;
+function commonChecks(certDer: Buffer): { cert: Parsed; problems: string[] } | string[] {
+  let cert: Parsed;
   try {
-    new X509Certificate(certDer); // OpenSSL's parse is stricter than the schema parser
-    cert = new x509.X509Certificate(certDer);
-    vs = versionAndSerial(certDer);
+    cert = parse(certDer);
   } catch (e) {
     return [`not a valid DER certificate: ${(e as Error).message}`];
   }
   const problems: string[] = [];
-  if (vs.version !== 3) problems.push(`version is ${vs.version}, must be 3`);
-  if (vs.serialNegative || vs.serialZero) problems.push('serial number must be positive');
+  const { version, serialNegative, serialZero } = cert.fields;
+  if (version !== 3) problems.push(`version is ${version}, must be 3`);
+  if (serialNegative || serialZero) problems.push('serial number must be positive');
   return { cert, problems };
 }
 
@@ -264,7 +281,7 @@ export function checkX509SVIDProfile(certDer: Buffer): string[] {
   const r = commonChecks(certDer);
   if (Array.isArray(r)) return r;
   const { cert, problems } = r;
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const san = cert.san;
   const uris = uriSANs(cert);
   if (!san) problems.push('subjectAltName extension is missing');
   else if (uris.length !== 1) problems.push(`has ${uris.length} URI SANs, must have exactly one`);
@@ -275,19 +292,18 @@ export function checkX509SVIDProfile(certDer: Buffer): string[] {
       problems.push(`URI SAN is not a valid spiffe id: ${(e as Error).message}`);
     }
   }
-  if (san && !san.critical && cert.subject === '') problems.push('subject is empty, so subjectAltName must be critical');
+  if (san && !san.critical && cert.fields.subjectEmpty) problems.push('subject is empty, so subjectAltName must be critical');
   if (isCA(cert)) problems.push('basicConstraints cA is true, must be false');
-  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  const ku = cert.usage;
   if (!ku) problems.push('keyUsage extension is missing');
   else {
     if (!ku.critical) problems.push('keyUsage must be critical');
-    if (!(ku.usages & x509.KeyUsageFlags.digitalSignature)) problems.push('keyUsage lacks digitalSignature');
-    if (ku.usages & x509.KeyUsageFlags.keyCertSign) problems.push('keyUsage has keyCertSign, forbidden in a leaf');
-    if (ku.usages & x509.KeyUsageFlags.cRLSign) problems.push('keyUsage has cRLSign, forbidden in a leaf');
+    if (!ku.has(KeyUsage.digitalSignature)) problems.push('keyUsage lacks digitalSignature');
+    if (ku.has(KeyUsage.keyCertSign)) problems.push('keyUsage has keyCertSign, forbidden in a leaf');
+    if (ku.has(KeyUsage.cRLSign)) problems.push('keyUsage has cRLSign, forbidden in a leaf');
   }
-  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
-  if (eku) {
-    const usages = eku.usages.map(String);
+  if (cert.ekus) {
+    const usages = cert.ekus;
     if (!usages.includes(SERVER_AUTH)) problems.push('extKeyUsage lacks serverAuth');
     if (!usages.includes(CLIENT_AUTH)) problems.push('extKeyUsage lacks clientAuth');
   }
@@ -305,19 +321,19 @@ export function checkX509CAProfile(certDer: Buffer): string[] {
   const r = commonChecks(certDer);
   if (Array.isArray(r)) return r;
   const { cert, problems } = r;
-  const bc = cert.getExtension(x509.BasicConstraintsExtension);
+  const bc = cert.basic;
   if (!bc) problems.push('basicConstraints extension is missing');
   else {
     if (!bc.ca) problems.push('basicConstraints cA is false, must be true');
     if (!bc.critical) problems.push('basicConstraints must be critical');
   }
-  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  const ku = cert.usage;
   if (!ku) problems.push('keyUsage extension is missing');
   else {
     if (!ku.critical) problems.push('keyUsage must be critical');
-    if (!(ku.usages & x509.KeyUsageFlags.keyCertSign)) problems.push('keyUsage lacks keyCertSign');
+    if (!ku.has(KeyUsage.keyCertSign)) problems.push('keyUsage lacks keyCertSign');
   }
-  if (!cert.getExtension(x509.SubjectKeyIdentifierExtension)) problems.push('subjectKeyIdentifier extension is missing');
+  if (!cert.hasSKI) problems.push('subjectKeyIdentifier extension is missing');
   const uris = uriSANs(cert);
   if (uris.length > 1) problems.push(`has ${uris.length} URI SANs, at most one is allowed`);
   for (const uri of uris) {
