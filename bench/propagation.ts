@@ -1,4 +1,4 @@
-import { startServerProcess, startAgentProcess, removeDir } from '../test/helpers/processes';
+import { startServerProcess, startAgentProcess, removeDir, type ServerProcess } from '../test/helpers/processes';
 import { AdminClient } from '../cli/admin-client';
 import { WorkloadAPIClient, type X509Context } from '../sdk/workloadapi/client';
 
@@ -7,11 +7,17 @@ import { WorkloadAPIClient, type X509Context } from '../sdk/workloadapi/client';
  * (create or delete an entry) to the workload's already-open FetchX509SVID stream
  * showing the change. SPIRE users wait 5–60 s (SPIRE #2760, #2593); the target
  * here is p99 < 1 s. Also the latency of a one-shot X.509 fetch.
+ *
+ * With `on`, runs against that already running server (bench:scale: one whose
+ * store holds N other entries) and leaves it running.
  */
-export async function benchPropagation(rounds: number): Promise<{ createMs: number[]; deleteMs: number[]; fetchMs: number[] }> {
-  const td = 'prop.example.org';
+export async function benchPropagation(
+  rounds: number,
+  on?: { server: ServerProcess; trustDomain: string },
+): Promise<{ createMs: number[]; deleteMs: number[]; fetchMs: number[] }> {
+  const td = on?.trustDomain ?? 'prop.example.org';
   const alias = `spiffe://${td}/node/bench`;
-  const server = await startServerProcess({ trustDomain: td, config: { log_level: 'info' } });
+  const server = on?.server ?? (await startServerProcess({ trustDomain: td, config: { log_level: 'info' } }));
   const admin = new AdminClient(server.adminSocket);
   const uid = process.getuid?.() ?? 0;
   await admin.request('POST', '/v1/entries', { entries: [{ spiffe_id: `spiffe://${td}/base`, parent_id: alias, selectors: [`unix:uid:${uid}`] }] });
@@ -64,9 +70,11 @@ export async function benchPropagation(rounds: number): Promise<{ createMs: numb
   } finally {
     client.close();
     await agent.stop();
-    await server.stop();
     removeDir(agent.dir);
-    removeDir(server.dir);
+    if (!on) {
+      await server.stop();
+      removeDir(server.dir);
+    }
   }
   return { createMs, deleteMs, fetchMs };
 }

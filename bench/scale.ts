@@ -7,6 +7,7 @@ import type { DataStore, NewRegistrationEntry } from '../server/datastore/datast
 import { PostgresDataStore } from '../server/datastore/postgres/store';
 import { SqliteDataStore } from '../server/datastore/sqlite/store';
 import { EntryAuthorizer } from '../server/registration/authorizer';
+import { benchPropagation, percentile } from './propagation';
 
 const TD = 'bench.example';
 const SERVER_ID = `spiffe://${TD}/tessera/server`;
@@ -23,7 +24,12 @@ export interface ScaleFigures {
   serverRssMb: number;
   /** one agent's authorized entries computed from scratch (no cache): p50 of 200 calls, µs */
   authorizedP50Us: number;
+  /** admin create of an entry → the workload's open FetchX509SVID stream shows it, with N entries stored: p50 / p99 of PROPAGATION_ROUNDS, ms */
+  changeToStreamP50Ms: number;
+  changeToStreamP99Ms: number;
 }
+
+const PROPAGATION_ROUNDS = Number(process.env.BENCH_SCALE_PROPAGATION_ROUNDS ?? 50);
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
@@ -59,7 +65,8 @@ async function authorizedCost(store: DataStore): Promise<number> {
 /**
  * `npm run bench:scale`: for each store (SQLite; PostgreSQL when BENCH_POSTGRES_URL or
  * TESSERA_TEST_POSTGRES_URL is set) and each size, fills a store, measures one
- * agent's authorized-entries computation, then starts the real server on it.
+ * agent's authorized-entries computation, then starts the real server on it
+ * and times entry changes reaching a workload through a real agent.
  */
 export async function benchScale(sizes: number[], postgresUrl?: string): Promise<ScaleFigures[]> {
   const out: ScaleFigures[] = [];
@@ -82,8 +89,16 @@ export async function benchScale(sizes: number[], postgresUrl?: string): Promise
         const server = await startServerProcess({ trustDomain: TD, dir, config: { ...config, log_level: 'info' } });
         const coldStartMs = performance.now() - t1;
         const serverRssMb = rssMb(server.proc.pid!);
-        await server.stop();
-        out.push({ store: kind, entries: n, fillSeconds, coldStartMs, serverRssMb, authorizedP50Us });
+        let prop: Awaited<ReturnType<typeof benchPropagation>>;
+        try {
+          prop = await benchPropagation(PROPAGATION_ROUNDS, { server, trustDomain: TD });
+        } finally {
+          await server.stop();
+        }
+        out.push({
+          store: kind, entries: n, fillSeconds, coldStartMs, serverRssMb, authorizedP50Us,
+          changeToStreamP50Ms: percentile(prop.createMs, 50), changeToStreamP99Ms: percentile(prop.createMs, 99),
+        });
       } finally {
         await store.close().catch(() => undefined);
         await schema?.drop();
