@@ -44,6 +44,7 @@ describe('readCertificateFields', () => {
       expect(f.notBefore).toEqual(cert.notBefore);
       expect(f.notAfter).toEqual(cert.notAfter);
       expect(f.subjectEmpty).toBe(false);
+      expect(f.spki.equals(Buffer.from(cert.publicKey.rawData))).toBe(true);
       expect(f.extensions.map((e) => [e.oid, e.critical])).toEqual(cert.extensions.map((e) => [e.type, e.critical]));
       expect(basicConstraints(extension(f, OID.basicConstraints)!)).toEqual({ ca, pathLength });
       const has = keyUsage(extension(f, OID.keyUsage)!);

@@ -43,6 +43,11 @@ export interface CertificateFields {
   serialZero: boolean;
   /** the subject Name is an empty SEQUENCE */
   subjectEmpty: boolean;
+  /** subject and issuer Name DER (whole TLVs), byte for byte: a child's issuer must be exactly its CA's subject */
+  subject: Buffer;
+  issuer: Buffer;
+  /** SubjectPublicKeyInfo DER (whole TLV) */
+  spki: Buffer;
   notBefore: Date;
   notAfter: Date;
   extensions: CertificateExtension[];
@@ -92,6 +97,9 @@ export function readCertificateFields(certDer: Buffer): CertificateFields {
     serialNegative: (serialBytes[0] & 0x80) !== 0,
     serialZero: serialBytes.every((b) => b === 0),
     subjectEmpty: subject!.end === subject!.start,
+    subject: certDer.subarray(subject!.offset, subject!.end),
+    issuer: certDer.subarray(issuer!.offset, issuer!.end),
+    spki: certDer.subarray(spki!.offset, spki!.end),
     notBefore: der.decodeTime(certDer, times[0]),
     notAfter: der.decodeTime(certDer, times[1]),
     extensions,
@@ -166,6 +174,12 @@ export function uriNames(e: CertificateExtension): string[] {
     .readChildren(e.value, seq)
     .filter((n) => n.tag === URI_NAME)
     .map((n) => e.value.subarray(n.start, n.end).toString('latin1')); // a bad character fails the SPIFFE ID parse
+}
+
+/** The keyIdentifier of a subjectKeyIdentifier (RFC 5280 4.2.1.2). */
+export function subjectKeyId(e: CertificateExtension): Buffer {
+  const t = only(e.value, der.TAG.OCTET_STRING, 'subjectKeyIdentifier');
+  return e.value.subarray(t.start, t.end);
 }
 
 /** The purposes of an extKeyUsage (RFC 5280 4.2.1.12), dotted OIDs. */

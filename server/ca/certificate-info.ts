@@ -1,5 +1,6 @@
 import * as der from '../../common/der/der';
 import { invalidArgument } from '../../common/errors';
+import { OID, basicConstraints, extension, readCertificateFields, subjectKeyId } from '../../common/x509svid/certificate-fields';
 
 /** The fields of a CA certificate that issuing needs, as raw DER where bytes must be copied exactly. */
 export interface CertificateInfo {
@@ -16,53 +17,27 @@ export interface CertificateInfo {
   isCA: boolean;
 }
 
-const OID_SKI = der.oid('2.5.29.14');
-const OID_BASIC_CONSTRAINTS = der.oid('2.5.29.19');
-
 /**
- * Walks a certificate's TBS with the strict DER reader. Used once per CA
+ * The CA-side view of common/x509svid/certificate-fields (one strict TBS walk
+ * for the whole project), copied out of the input buffer. Used once per CA
  * certificate, so the issuer Name can be copied byte-for-byte: re-encoding a
  * parsed Name (string types, attribute order) could change the bytes and break
  * name chaining. Throws INVALID_ARGUMENT if the certificate is malformed.
  */
 export function readCertificateInfo(certDer: Buffer): CertificateInfo {
   try {
-    const cert = der.expectTLV(certDer, 0, der.TAG.SEQUENCE, 'certificate');
-    if (cert.end !== certDer.length) throw invalidArgument('der: trailing bytes after certificate');
-    const tbs = der.expectTLV(certDer, cert.start, der.TAG.SEQUENCE, 'tbsCertificate', cert.end);
-    const f = der.readChildren(certDer, tbs);
-    let i = f[0]?.tag === 0xa0 ? 1 : 0; // optional [0] version
-    const [, , issuer, validity, subject, spki] = f.slice(i, (i += 6));
-    if (!spki) throw invalidArgument('der: tbsCertificate has too few fields');
-    const times = der.readChildren(certDer, validity);
-    if (times.length !== 2) throw invalidArgument('der: validity must hold two times');
-    const raw = (t: der.TLV) => Buffer.from(certDer.subarray(t.offset, t.end));
-    const info: CertificateInfo = {
-      subject: raw(subject),
-      issuer: raw(issuer),
-      notBefore: der.decodeTime(certDer, times[0]),
-      notAfter: der.decodeTime(certDer, times[1]),
-      spki: raw(spki),
-      isCA: false,
+    const f = readCertificateFields(certDer);
+    const ski = extension(f, OID.subjectKeyIdentifier);
+    const bc = extension(f, OID.basicConstraints);
+    return {
+      subject: Buffer.from(f.subject),
+      issuer: Buffer.from(f.issuer),
+      notBefore: f.notBefore,
+      notAfter: f.notAfter,
+      spki: Buffer.from(f.spki),
+      subjectKeyId: ski && Buffer.from(subjectKeyId(ski)),
+      isCA: bc ? basicConstraints(bc).ca : false,
     };
-    const extsWrapper = f.slice(i).find((t) => t.tag === 0xa3);
-    if (!extsWrapper) return info;
-    const exts = der.readChildren(certDer, der.expectTLV(certDer, extsWrapper.start, der.TAG.SEQUENCE, 'extensions', extsWrapper.end));
-    for (const ext of exts) {
-      const parts = der.readChildren(certDer, ext);
-      const id = raw(parts[0]);
-      const value = parts[parts.length - 1];
-      if (value.tag !== der.TAG.OCTET_STRING) throw invalidArgument('der: extension value is not an octet string');
-      if (id.equals(OID_SKI)) {
-        const keyId = der.expectTLV(certDer, value.start, der.TAG.OCTET_STRING, 'subjectKeyIdentifier', value.end);
-        info.subjectKeyId = Buffer.from(certDer.subarray(keyId.start, keyId.end));
-      } else if (id.equals(OID_BASIC_CONSTRAINTS)) {
-        const bc = der.expectTLV(certDer, value.start, der.TAG.SEQUENCE, 'basicConstraints', value.end);
-        const first = der.readChildren(certDer, bc)[0];
-        info.isCA = first?.tag === der.TAG.BOOLEAN && certDer[first.start] === 0xff;
-      }
-    }
-    return info;
   } catch (e) {
     throw invalidArgument(`certificate is not a valid X.509 certificate: ${(e as Error).message}`, e);
   }
