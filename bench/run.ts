@@ -56,8 +56,9 @@ async function scaleBenches(defaultSizes: string): Promise<void> {
   const sizes = (process.env.BENCH_SCALE_SIZES ?? defaultSizes).split(',').map(Number);
   const pg = process.env.BENCH_POSTGRES_URL ?? process.env.TESSERA_TEST_POSTGRES_URL;
   if (!pg) process.stderr.write('bench:scale: no BENCH_POSTGRES_URL / TESSERA_TEST_POSTGRES_URL, SQLite only\n');
+  // BENCH_AGENTS=0 skips the simulated agents; BENCH_SCALE_STORES=postgres (or sqlite) measures one store
   const agents = Number(process.env.BENCH_AGENTS ?? 1000);
-  for (const servers of pg ? ([1, 2] as const) : ([1] as const)) {
+  for (const servers of agents === 0 ? [] : pg ? ([1, 2] as const) : ([1] as const)) {
     const a = await benchAgents({ agents, servers, postgresUrl: pg });
     const k = `agents_${agents}_${servers}_server${servers > 1 ? 's' : ''}`;
     line(`${k}_svids_per_sec`, a.svidsPerSec, 0);
@@ -65,7 +66,8 @@ async function scaleBenches(defaultSizes: string): Promise<void> {
     line(`${k}_long_poll_wake_p99_ms`, a.wakeP99Ms, 1);
     line(`${k}_server_rss_mb`, Math.max(...a.serverRssMb), 1);
   }
-  for (const f of await benchScale(sizes, pg)) {
+  const stores = (process.env.BENCH_SCALE_STORES ?? 'sqlite,postgres').split(',').filter((k) => k === 'sqlite' || (k === 'postgres' && pg)) as Array<'sqlite' | 'postgres'>;
+  for (const f of await benchScale(sizes, pg, stores)) {
     const k = `scale_${f.store}_${f.entries}`;
     line(`${k}_fill_seconds`, f.fillSeconds, 1);
     line(`${k}_cold_start_ms`, f.coldStartMs, 0);

@@ -68,9 +68,9 @@ async function authorizedCost(store: DataStore): Promise<number> {
  * agent's authorized-entries computation, then starts the real server on it
  * and times entry changes reaching a workload through a real agent.
  */
-export async function benchScale(sizes: number[], postgresUrl?: string): Promise<ScaleFigures[]> {
+export async function benchScale(sizes: number[], postgresUrl?: string, stores: Array<'sqlite' | 'postgres'> = ['sqlite', 'postgres']): Promise<ScaleFigures[]> {
   const out: ScaleFigures[] = [];
-  for (const kind of postgresUrl ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)) {
+  for (const kind of stores.filter((k) => k === 'sqlite' || postgresUrl)) {
     for (const n of sizes) {
       const dir = shortTempDir('tsc-');
       const schema = kind === 'postgres' ? await freshSchema(postgresUrl!) : undefined;

@@ -95,7 +95,7 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
   const keyManager: KeyManager =
     config.keyManager === 'disk' ? await DiskKeyManager.open(path.join(config.dataDir, 'keys')) : new MemoryKeyManager();
   const upstream = config.upstreamAuthority ? new DiskUpstreamAuthority(config.upstreamAuthority, now) : undefined;
-  const metrics = createServerMetrics();
+  const metrics = createServerMetrics({ countEntries: () => store.countRegistrationEntries() });
   const ca = await CAManager.start({
     config: {
       trustDomain: config.trustDomain,
@@ -127,7 +127,6 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
     metrics.caExpiry.set({ kind: 'jwt' }, ca.jwtNotAfter());
   };
   caGauges();
-  metrics.entries.set(await store.countRegistrationEntries());
 
   const attestors = new Map<string, NodeAttestor>();
   if (config.nodeAttestors.joinToken) attestors.set('join_token', new JoinTokenAttestor(store, config.trustDomain, now));

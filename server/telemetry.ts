@@ -1,7 +1,12 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** The server's Prometheus metrics; names live here with their labels (SPIRE telemetry). */
-export function createServerMetrics() {
+/**
+ * The server's Prometheus metrics; names live here with their labels (SPIRE telemetry).
+ * `countEntries` is read when the metrics are scraped, not on every write: a count over
+ * the whole table costs time linear in the number of entries (about 20 ms at 100,000 on
+ * PostgreSQL), and it also sees what other servers on the same database wrote.
+ */
+export function createServerMetrics(opts: { countEntries?: () => Promise<number> } = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tessera_server_' });
   return {
@@ -49,8 +54,16 @@ export function createServerMetrics() {
     }),
     entries: new Gauge({
       name: 'tessera_registration_entries',
-      help: 'Registration entries in the datastore',
+      help: 'Registration entries in the datastore (counted at scrape time)',
       registers: [registry],
+      async collect() {
+        if (!opts.countEntries) return;
+        try {
+          this.set(await opts.countEntries());
+        } catch {
+          // the datastore is unreachable: the scrape still answers, with the last count (and /ready says why)
+        }
+      },
     }),
   };
 }

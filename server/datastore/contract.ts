@@ -341,6 +341,41 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
         expect(await s.createRegistrationEntries([])).toEqual([]);
       });
 
+      it('a large batch keeps every field and selector of every entry, in input order, with one create event each', async () => {
+        const input = Array.from({ length: 1200 }, (_, i) =>
+          newEntry({
+            spiffeId: `${TD}/batch/${i}`,
+            parentId: i % 2 ? AGENT : AGENT2,
+            selectors: i % 3 ? [sel('unix', `uid:${i}`)] : [sel('unix', `uid:${i}`), PROD],
+            x509SvidTtl: i,
+            dnsNames: i % 5 ? [] : [`w${i}.example.org`],
+            hint: i % 7 ? '' : `h${i}`,
+            expiresAt: i % 11 ? null : 2_000_000_000 + i,
+          }),
+        );
+        const out = await s.createRegistrationEntries(input);
+        expect(out.map((e) => e.spiffeId)).toEqual(input.map((e) => e.spiffeId));
+        expect(out.map((e) => e.revision)).toEqual(input.map((_, i) => i + 1));
+        for (const i of [0, 5, 7, 11, 1199]) {
+          const got = (await s.fetchRegistrationEntry(out[i]!.id))!;
+          expect(got).toMatchObject({ ...input[i], selectors: [...input[i]!.selectors].sort((a, b) => (a.type + a.value < b.type + b.value ? -1 : 1)) });
+        }
+        const prod = await s.listRegistrationEntries({ selectors: { selectors: [PROD], match: 'any' } });
+        expect(prod.items.map((e) => e.spiffeId).sort()).toEqual(input.filter((_, i) => i % 3 === 0).map((e) => e.spiffeId).sort());
+        const events = await s.listEntryEvents(0);
+        expect(events.map((e) => [e.revision, e.entryId, e.op, e.newSpiffeId, e.newParentId])).toEqual(
+          out.map((e, i) => [i + 1, e.id, 'create', input[i]!.spiffeId, input[i]!.parentId]),
+        );
+        expect(await s.getRevision()).toBe(1200);
+      });
+
+      it('names the entry that clashes within a batch', async () => {
+        await s.createRegistrationEntry(newEntry({ spiffeId: `${TD}/taken`, selectors: [PROD] }));
+        const batch = [newEntry({ spiffeId: `${TD}/free` }), newEntry({ spiffeId: `${TD}/taken`, selectors: [PROD] })];
+        await expect(s.createRegistrationEntries(batch)).rejects.toMatchObject({ code: 'ALREADY_EXISTS', message: expect.stringContaining(`${TD}/taken`) });
+        expect(await s.countRegistrationEntries()).toBe(1);
+      });
+
       it('stores nothing and keeps the revision when the second entry is invalid', async () => {
         await expectCode(s.createRegistrationEntries([newEntry({ selectors: [UID] }), newEntry({ selectors: [] })]), 'INVALID_ARGUMENT');
         expect(await s.countRegistrationEntries()).toBe(0);

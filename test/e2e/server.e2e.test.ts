@@ -332,6 +332,10 @@ describe('admin API and CLI', () => {
     expect(m).toMatch(/tessera_svids_issued_total\{type="x509",api="agent"\} \d+/);
     expect(m).toMatch(/tessera_node_attestations_total\{type="join_token",result="ok"\} \d+/);
     expect(m).toMatch(/tessera_ca_expiry_timestamp_seconds\{kind="x509"\} \d+/);
+    // counted when scraped: the store's count now, not a figure cached at the last write
+    const count = (JSON.parse(await server.cli(['--output', 'json', 'entry', 'count'])) as { count: number }).count;
+    expect(count).toBeGreaterThan(0);
+    expect(m).toMatch(new RegExp(`^tessera_registration_entries ${count}$`, 'm'));
     const bad = await server.cliResult(['--admin-socket', '/nonexistent/x.sock', 'healthcheck']);
     expect(bad.code).toBe(1);
   });

@@ -12,17 +12,14 @@ import type { AdminApiDeps } from './deps';
 export function entriesRouter(d: AdminApiDeps): Router {
   const r = express.Router();
   const log = d.log;
-  const changed = async () => {
-    d.changes.notify();
-    d.metrics.entries.set(await d.store.countRegistrationEntries());
-  };
+  const changed = () => d.changes.notify();
   r.post('/v1/entries', async (req, res) => {
     const items = arrayField(body(req), 'entries');
     const parsed = items.map((e, i) => parseNewEntry(e, d.trustDomain, `entries.${i}.`));
     if (d.requireAudienceAllowlist) parsed.forEach((e, i) => requireAllowlist(e.jwtAudiences, `entries.${i}.`));
     const created = await d.store.createRegistrationEntries(parsed);
     for (const e of created) audit(log, 'entry_created', { [F.entryId]: e.id, [F.spiffeId]: e.spiffeId, parent_id: e.parentId, revision: e.revision });
-    await changed();
+    changed();
     res.status(201).json({ entries: created.map(entryToJSON) });
   });
 
@@ -70,7 +67,7 @@ export function entriesRouter(d: AdminApiDeps): Router {
       audit(log, 'entry_updated', { [F.entryId]: e.id, [F.spiffeId]: e.spiffeId, fields: Object.keys(u.update), revision: e.revision });
       out.push(entryToJSON(e));
     }
-    await changed();
+    changed();
     res.json({ entries: out });
   });
 
@@ -86,7 +83,7 @@ export function entriesRouter(d: AdminApiDeps): Router {
       audit(log, 'entry_deleted', { [F.entryId]: e.id, [F.spiffeId]: e.spiffeId, revision: e.revision });
       out.push(e.id);
     }
-    await changed();
+    changed();
     res.json({ deleted: out });
   });
   return r;

@@ -176,13 +176,21 @@ export class PostgresDataStore implements DataStore {
     if (!Array.isArray(es)) throw invalidArgument('entries must be an array');
     const ns = es.map((e, i) => normalizeEntry(e, `entries[${i}]`));
     if (ns.length === 0) return [];
-    return this.write(async (q) => {
-      const ts = this.ts();
-      const out: RegistrationEntry[] = [];
-      for (const n of ns) out.push(await this.insertEntry(q, n, ts));
-      await this.notify(q, 'tessera_entries', out[out.length - 1]!.revision);
-      return out;
-    });
+    try {
+      return await this.write((q) => this.insertEntries(q, ns, this.ts()));
+    } catch (err) {
+      if (!(err instanceof TesseraError && err.code === 'ALREADY_EXISTS')) throw err;
+      // The batch statement says only that some row clashed. Run the batch again entry by
+      // entry (still all or nothing) so the error names the entry; if the clash is gone
+      // meanwhile (a concurrent delete), that run simply succeeds.
+      return this.write(async (q) => {
+        const ts = this.ts();
+        const out: RegistrationEntry[] = [];
+        for (const n of ns) out.push(await this.insertEntry(q, n, ts));
+        await this.notify(q, 'tessera_entries', out[out.length - 1]!.revision);
+        return out;
+      });
+    }
   }
 
   async fetchRegistrationEntry(id: string): Promise<RegistrationEntry | undefined> {
@@ -582,6 +590,38 @@ export class PostgresDataStore implements DataStore {
     await this.insertSelectors(q, SQL.insertEntrySelectors, id, n.selectors);
     await this.event(q, revision, id, 'create', null, null, n.spiffeId, n.parentId, ts);
     return toEntry(row);
+  }
+
+  /**
+   * A batch of new entries in four statements whatever its size (revisions, entries,
+   * selectors, events) instead of four per entry: 1M entries fill in minutes, not hours.
+   * The entries get consecutive revisions in input order, as one by one would give them.
+   */
+  private async insertEntries(q: Q, ns: NormalizedEntry[], ts: number): Promise<RegistrationEntry[]> {
+    const last = (await q.query<{ revision: number }>(SQL.bumpRevisionBy, [ns.length])).rows[0]!.revision;
+    const first = last - ns.length + 1;
+    const ids = ns.map((n) => n.id ?? crypto.randomUUID());
+    const rows = ns.map(entryValues);
+    const column = (i: number) => rows.map((r) => r[i]);
+    let inserted: EntryRow[];
+    try {
+      inserted = (await q.query<EntryRow>(SQL.insertEntries, [ids, ...rows[0]!.map((_, i) => column(i)), ts, first])).rows;
+    } catch (err) {
+      throw mapUnique(err, () => 'a registration entry of the batch already exists');
+    }
+    const sel: [string[], string[], string[]] = [[], [], []];
+    ns.forEach((n, i) => {
+      for (const s of n.selectors) {
+        sel[0].push(ids[i]!);
+        sel[1].push(s.type);
+        sel[2].push(s.value);
+      }
+    });
+    await q.query(SQL.insertManyEntrySelectors, sel);
+    await q.query(SQL.insertCreateEvents, [first, ids, ns.map((n) => n.spiffeId), ns.map((n) => n.parentId), ts]);
+    await this.notify(q, 'tessera_entries', last);
+    // RETURNING's row order is not promised; the revisions are (input order)
+    return inserted.sort((a, b) => a.revision - b.revision).map(toEntry);
   }
 
   private async removeEntry(q: Q, old: EntryRow, revision: number, ts: number): Promise<void> {
