@@ -11,7 +11,8 @@ module.exports = {
   setupFiles: ['reflect-metadata'],
   modulePathIgnorePatterns: ['<rootDir>/dist/'],
   testTimeout: 30000,
-  // The adversarial figures: recorded by every worker, added up and printed at the end.
-  globalSetup: '<rootDir>/test/adversarial/setup.ts',
-  globalTeardown: '<rootDir>/test/adversarial/teardown.ts',
+  // The adversarial figures (recorded by every worker, added up and printed at the end), and a
+  // throwaway PostgreSQL cluster when none is given and PostgreSQL is installed.
+  globalSetup: '<rootDir>/test/global/setup.ts',
+  globalTeardown: '<rootDir>/test/global/teardown.ts',
 };

@@ -3,9 +3,10 @@ import pg from 'pg';
 
 /**
  * The PostgreSQL server tests run against: TESSERA_TEST_POSTGRES_URL, which
- * `.ci/run` sets after starting a throwaway cluster (scripts/pg-throwaway.sh; a
- * developer can run the same script). In CI (CI set) a missing URL fails the
- * run; elsewhere the PostgreSQL tests are skipped with a loud message.
+ * `.ci/run` sets after starting a throwaway cluster (scripts/pg-throwaway.sh), and
+ * which jest's global setup sets by starting one itself when PostgreSQL is
+ * installed (test/global/postgres.ts). In CI (CI set) a missing URL fails the run;
+ * elsewhere, on a machine without PostgreSQL, the tests are skipped with a loud message.
  */
 export function postgresUrl(): string | undefined {
   const url = process.env.TESSERA_TEST_POSTGRES_URL;
@@ -22,9 +23,9 @@ export function describePostgres(name: string, fn: (url: string) => void): void 
     if (!warned) {
       warned = true;
       console.warn(
-        '\n*** PostgreSQL tests SKIPPED: TESSERA_TEST_POSTGRES_URL is not set. Start a cluster with\n' +
-          '***   export TESSERA_TEST_POSTGRES_URL=$(scripts/pg-throwaway.sh start $(mktemp -d))\n' +
-          '*** and run the tests again. In CI they always run.\n',
+        '\n*** PostgreSQL tests SKIPPED: TESSERA_TEST_POSTGRES_URL is not set and PostgreSQL is not installed\n' +
+          '*** (no /usr/lib/postgresql/*/bin/initdb). Install it (apt-get install postgresql) and the tests start\n' +
+          '*** a throwaway cluster themselves, or point TESSERA_TEST_POSTGRES_URL at a server. In CI they always run.\n',
       );
     }
     describe.skip(name, () => fn(''));
