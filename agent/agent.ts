@@ -50,6 +50,8 @@ async function start(config: AgentConfig, rootLog: Logger, log: Logger, opened: 
   // Checked before anything is read from it: the cached bundle there authenticates the server.
   ensureTrustedDir(config.dataDir, { mode: 0o700, what: 'agent data directory' });
   const client = opened.add(await bootstrapClient(config, log), (c) => c.close());
+  // several servers: say when requests move to another one (a server died, or answers 503 without its database)
+  client.onServerChange = (c) => log.warn({ event: 'server_failover', from: c.from, to: c.to, reason: c.reason }, 'server unreachable; using the next server');
 
   const attest = attestFunction(config, client);
   const manager = opened.add(

@@ -136,6 +136,12 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
   }
   const changes = new ChangeFeed();
   ca.onBundleChange(() => changes.notify());
+  // The database went away: wake every held long poll. Each then fails its next store read
+  // and answers 503, so an agent given several servers moves to another one now, not when
+  // its poll would have ended (agent_sync_max_wait), while this one cannot see changes.
+  storeHealth.onChange((reachable) => {
+    if (!reachable) changes.notify();
+  });
   // Several servers on one database: what another server wrote wakes this server's long
   // polls (entries, bans) and re-reads the shared bundle (another server's new key).
   const unsubscribe = store.subscribe?.((what) => {

@@ -63,6 +63,9 @@ export class ServerClient {
   private readonly addresses: string[];
   /** index of the server in use; moves on when that one cannot be reached */
   private current = 0;
+  /** called when requests move to another server (the agent logs it) */
+  onServerChange?: (change: { from: string; to: string; reason: string }) => void;
+  private closed = false;
 
   /**
    * `address`: one server, or several servers of one trust domain sharing a database.
@@ -156,12 +159,17 @@ export class ServerClient {
   }
 
   close(): void {
+    // Before the sockets go: a request they cut must not move to the next server (with
+    // several servers a held long poll would otherwise be sent again and keep a stopping
+    // agent waiting up to sync_wait).
+    this.closed = true;
     this.agent.destroy();
   }
 
   /** One request, moved to the next server when the one in use cannot be reached. */
   private async send(method: string, path: string, body: unknown, timeoutMs: number): Promise<{ status: number; text: string }> {
     for (let tried = 1; ; tried++) {
+      if (this.closed) throw new TesseraError('UNAVAILABLE', 'the server client is closed (the agent is stopping)');
       const at = this.current;
       let r: { status: number; text: string } | undefined;
       let err: unknown;
@@ -172,11 +180,15 @@ export class ServerClient {
       }
       // 503: that server is up but cannot serve (its database is gone): another one may
       const unreachable = err !== undefined || r!.status === 503;
-      if (!unreachable || tried >= this.addresses.length) {
+      if (!unreachable || tried >= this.addresses.length || this.closed) {
         if (err !== undefined) throw err;
         return r!;
       }
-      if (this.current === at) this.current = (at + 1) % this.addresses.length;
+      if (this.current === at) {
+        this.current = (at + 1) % this.addresses.length;
+        const reason = err !== undefined ? ((err as { code?: string }).code ?? (err as Error).message) : 'HTTP 503';
+        this.onServerChange?.({ from: this.addresses[at]!, to: this.addresses[this.current]!, reason });
+      }
     }
   }
 

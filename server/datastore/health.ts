@@ -10,6 +10,7 @@ export class DatastoreHealth {
   private ok = true;
   private timer?: NodeJS.Timeout;
   private lastError?: string;
+  private readonly listeners: Array<(reachable: boolean) => void> = [];
 
   constructor(
     private readonly ping: () => Promise<void>,
@@ -21,18 +22,31 @@ export class DatastoreHealth {
     const tick = async () => {
       try {
         await this.ping();
-        if (!this.ok) this.log.info({ event: 'datastore_reconnected' }, 'datastore reachable again');
+        const was = this.ok;
+        if (!was) this.log.info({ event: 'datastore_reconnected' }, 'datastore reachable again');
         this.ok = true;
+        if (!was) this.emit(true);
         this.lastError = undefined;
       } catch (err) {
         if (this.ok) this.log.error({ event: 'datastore_unreachable', err: { message: (err as Error).message } }, 'datastore unreachable; the server is not ready until it answers');
+        const was = this.ok;
         this.ok = false;
         this.lastError = (err as Error).message;
+        if (was) this.emit(false);
       }
       if (this.timer) this.timer = setTimeout(tick, this.intervalMs).unref();
     };
     this.timer = setTimeout(tick, this.intervalMs).unref();
     return this;
+  }
+
+  /** fn(reachable) on every change (the server wakes held long polls when the database goes away) */
+  onChange(fn: (reachable: boolean) => void): void {
+    this.listeners.push(fn);
+  }
+
+  private emit(reachable: boolean): void {
+    for (const fn of this.listeners) fn(reachable);
   }
 
   /** as of the last ping */

@@ -3,6 +3,7 @@ import { AdminClient } from '../../../cli/admin-client';
 import { attestedAgent, newCSR, clientFor } from '../../helpers/agent-identity';
 import { adminQuery, describePostgres, freshSchema } from '../../helpers/postgres';
 import { startAgentProcess, startServerProcess, type AgentProcess, type ServerProcess } from '../../helpers/processes';
+import { startLoad } from '../../helpers/load';
 import { waitFor } from '../../helpers/security';
 import { WorkloadView } from '../../helpers/workload-view';
 
@@ -99,46 +100,84 @@ describePostgres('two servers on one PostgreSQL database', (url) => {
     expect(refused).toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringMatching(/banned/) });
   });
 
-  it('server A is SIGKILLed amid writes through both: the agent keeps its SVIDs, moves to B, gets what B creates next; no acknowledged write is lost', async () => {
-    const before = view.current.get(`spiffe://${td}/w0`)!;
-    // writers on both servers' admin sockets until after the kill
-    const acked: string[] = [];
-    let refusedOnA = 0;
-    let writing = true;
-    let n = 0;
-    const writer = (s: ServerProcess) => async () => {
-      while (writing) {
-        const id = `spiffe://${td}/load/${n++}`;
-        try {
-          await admin(s).request('POST', '/v1/entries', { entries: [{ spiffe_id: id, parent_id: `spiffe://${td}/elsewhere`, selectors: [`unix:uid:${n}`] }] });
-          acked.push(id);
-        } catch {
-          if (s === a) refusedOnA++;
-          await new Promise((r) => setTimeout(r, 20));
-        }
+  it('server A is SIGKILLed under load (entry writes through both, simulated agents signing, three real agents on A): no agent loses its SVIDs, all move to B, no acknowledged write is lost', async () => {
+    // two more real agents, on A first like the first one, each with a workload entry
+    const more = await Promise.all([1, 2].map(() => startAgentProcess(a, { config: { server_address: [a.agentApi, b.agentApi] } })));
+    const views: WorkloadView[] = [];
+    try {
+      for (const [k, ag] of more.entries()) {
+        await admin(a).request('POST', '/v1/entries', { entries: [{ spiffe_id: `spiffe://${td}/w${k + 1}`, parent_id: ag.agentId, selectors: ['unix:uid:0'] }] });
+        const v = new WorkloadView(ag.socket, td);
+        await v.start();
+        views.push(v);
       }
-    };
-    const writers = [writer(a)(), writer(b)()];
-    await waitFor('writes through both servers', () => acked.length >= 40);
-    await a.stop('SIGKILL');
-    const ackedAtKill = acked.length;
-    await waitFor('writes through B after the kill', () => acked.length >= ackedAtKill + 20);
-    writing = false;
-    await Promise.all(writers);
-    const stored = new Set((await adminQuery<{ spiffe_id: string }>(url, `SELECT spiffe_id FROM ${schemaName}.registration_entries`)).map((r) => r.spiffe_id));
-    expect(acked.filter((id) => !stored.has(id))).toEqual([]);
-    expect(refusedOnA).toBeGreaterThan(0);
-    // still served from the agent's cache
-    const fetched = await view.fetchJWTs(['spiffe://example.org/after-kill']).catch(() => []);
-    expect(view.current.get(`spiffe://${td}/w0`)?.serial).toBe(before.serial);
-    const t0 = Date.now();
-    const id = `spiffe://${td}/after-failover`;
-    await admin(b).request('POST', '/v1/entries', { entries: [{ spiffe_id: id, parent_id: agent.agentId, selectors: ['unix:uid:0'] }] });
-    const seen = await waitFor(`${id} through server B after A died`, () => view.x509.find((s) => s.spiffeId === id), 60_000, 50);
-    process.stdout.write(`two servers: after SIGKILL of A, an entry made on B reached the workload in ${seen.at - t0} ms (JWT-SVIDs fetched meanwhile: ${fetched.length}); ${acked.length} writes acknowledged through A and B, 0 lost\n`);
-    const leaf = new X509Certificate(seen.chain[0]!);
-    expect(leaf.subjectAltName).toBe(`URI:${id}`);
-    expect(view.validateX509(seen.chain)).toBeUndefined();
-    expect(view.streamErrors).toEqual([]);
+      const everyone = [{ agent, view, workload: `spiffe://${td}/w0` }, ...more.map((ag, k) => ({ agent: ag, view: views[k]!, workload: `spiffe://${td}/w${k + 1}` }))];
+      for (const e of everyone) await waitFor(`${e.workload} served`, () => e.view.current.get(e.workload));
+      const before = everyone.map((e) => e.view.current.get(e.workload)!.serial);
+      // every real agent is on A: none has moved yet
+      for (const e of everyone) expect(e.agent.logs()).not.toMatch(/"event":"server_failover"/);
+
+      // load: 16 simulated agents in a process of their own asking for 10 SVIDs a request, A first
+      const load = await startLoad({ addresses: [a.agentApi, b.agentApi], trustDomain: td, adminSocket: a.adminSocket, agents: 16, batch: 10 });
+      // writers on both servers' admin sockets until after the kill
+      const acked: string[] = [];
+      let refusedOnA = 0;
+      let writing = true;
+      let n = 0;
+      const writer = (s: ServerProcess) => async () => {
+        while (writing) {
+          const id = `spiffe://${td}/load/${n++}`;
+          try {
+            await admin(s).request('POST', '/v1/entries', { entries: [{ spiffe_id: id, parent_id: `spiffe://${td}/elsewhere`, selectors: [`unix:uid:${n}`] }] });
+            acked.push(id);
+          } catch {
+            if (s === a) refusedOnA++;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+      };
+      const writers = [writer(a)(), writer(b)()];
+      try {
+        await waitFor('writes through both servers and SVIDs signed under load', () => acked.length >= 40 && load.totals().signed >= 300, 60_000);
+        await a.stop('SIGKILL');
+        const ackedAtKill = acked.length;
+        const signedAtKill = load.totals().signed;
+        await waitFor('writes through B after the kill', () => acked.length >= ackedAtKill + 20, 60_000);
+        await waitFor('the load signed by B after the kill', () => load.totals().signed >= signedAtKill + 300, 60_000);
+      } finally {
+        writing = false;
+        await Promise.all(writers);
+      }
+      const totals = await load.stop();
+      const stored = new Set((await adminQuery<{ spiffe_id: string }>(url, `SELECT spiffe_id FROM ${schemaName}.registration_entries`)).map((r) => r.spiffe_id));
+      expect(acked.filter((id) => !stored.has(id))).toEqual([]);
+      expect(refusedOnA).toBeGreaterThan(0);
+      // what the load saw fail is the kill itself (requests cut on A), nothing refused or wrong
+      expect(Object.keys(totals.errors).filter((c) => c !== 'UNAVAILABLE')).toEqual([]);
+
+      // every agent still serves its SVID from its cache, and gets from B what B creates next
+      const timings: number[] = [];
+      for (const [k, e] of everyone.entries()) {
+        const moved = await waitFor(`agent ${k} moved to B`, () => /^.*"event":"server_failover".*$/m.exec(e.agent.logs())?.[0], 60_000, 100);
+        expect(JSON.parse(moved)).toMatchObject({ from: a.agentApi, to: b.agentApi });
+        expect(e.view.current.get(e.workload)?.serial).toBe(before[k]);
+        const id = `spiffe://${td}/after-failover/${k}`;
+        const t0 = Date.now();
+        await admin(b).request('POST', '/v1/entries', { entries: [{ spiffe_id: id, parent_id: e.agent.agentId, selectors: ['unix:uid:0'] }] });
+        const seen = await waitFor(`${id} through server B after A died`, () => e.view.x509.find((s) => s.spiffeId === id), 60_000, 50);
+        timings.push(seen.at - t0);
+        expect(new X509Certificate(seen.chain[0]!).subjectAltName).toBe(`URI:${id}`);
+        expect(e.view.validateX509(seen.chain)).toBeUndefined();
+        expect(e.view.streamErrors).toEqual([]);
+      }
+      process.stdout.write(
+        `two servers: SIGKILL of A under load: ${acked.length} writes acknowledged through A and B, 0 lost; ` +
+          `simulated agents: ${totals.signed} SVIDs signed, ${totals.failed} requests' SVIDs failed (${JSON.stringify(totals.errors)}); ` +
+          `entries made on B reached the 3 real agents' workloads in ${timings.join(', ')} ms\n`,
+      );
+    } finally {
+      views.forEach((v) => v.close());
+      await Promise.all(more.map((m) => m.stop()));
+    }
   });
 });
