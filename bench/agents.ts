@@ -108,3 +108,80 @@ export async function benchAgents(opts: { agents: number; servers: 1 | 2; postgr
     await schema?.drop();
   }
 }
+
+export interface LoadFigures {
+  servers: number;
+  processes: number;
+  agentsPerProcess: number;
+  batch: number;
+  svidsPerSec: number;
+  /** CPU the servers used over the measured window, in cores (CPU seconds / wall second), summed */
+  serverCpuCores: number;
+  /** the same for the load generator processes */
+  loadCpuCores: number;
+  failed: number;
+}
+
+/** utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15, in clock ticks of 1/100 s) */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * Several load generator processes (test/load/svid-load.ts: simulated agents, each a
+ * real agent client, asking for `batch` SVIDs a request without pause) against one
+ * server or two on one PostgreSQL database, for `seconds`. The servers' and the
+ * generators' CPU shows where the machine's cores went: on a 2-core machine the
+ * generators compete with the servers they load.
+ */
+export async function benchLoad(opts: { servers: 1 | 2; processes: number; agentsPerProcess: number; batch: number; seconds: number; postgresUrl: string }): Promise<LoadFigures> {
+  const { startLoad } = await import('../test/helpers/load');
+  const schema = await freshSchema(opts.postgresUrl);
+  const config = {
+    datastore: { url: opts.postgresUrl, schema: schema.schema, pool_size: 20 },
+    log_level: 'warn',
+    rate_limits: { attestation_per_second: 1_000_000, signing_per_second: 1_000_000 },
+    agent_api: { max_connections: 16_000, max_connections_per_ip: 4_000 },
+  };
+  const servers: ServerProcess[] = [];
+  const loads: Array<Awaited<ReturnType<typeof startLoad>>> = [];
+  try {
+    for (let i = 0; i < opts.servers; i++) servers.push(await startServerProcess({ trustDomain: TD, config }));
+    for (let t = 0; t < 200; t++) {
+      if (x509AuthoritiesFromPem(await servers[0]!.cli(['bundle', 'show', '--format', 'pem'])).length >= opts.servers) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const addrs = servers.map((s) => s.agentApi);
+    for (let p = 0; p < opts.processes; p++) {
+      const order = p % 2 === 1 ? [...addrs].reverse() : addrs; // with two servers, half the generators start on each
+      loads.push(await startLoad({ addresses: order, trustDomain: TD, adminSocket: servers[0]!.adminSocket, agents: opts.agentsPerProcess, batch: opts.batch }, 120_000));
+    }
+    await new Promise((r) => setTimeout(r, 1000)); // past the first requests' TLS handshakes
+    const signed = () => loads.reduce((n, l) => n + l.totals().signed, 0);
+    const cpu = (ps: Array<{ proc: { pid?: number } }>) => ps.reduce((s, p) => s + cpuSeconds(p.proc.pid!), 0);
+    const s0 = signed();
+    const [sc0, lc0] = [cpu(servers), cpu(loads)];
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, opts.seconds * 1000));
+    const wall = (performance.now() - t0) / 1000;
+    const s1 = signed();
+    const [sc1, lc1] = [cpu(servers), cpu(loads)];
+    const totals = await Promise.all(loads.map((l) => l.stop()));
+    return {
+      servers: opts.servers,
+      processes: opts.processes,
+      agentsPerProcess: opts.agentsPerProcess,
+      batch: opts.batch,
+      svidsPerSec: (s1 - s0) / wall,
+      serverCpuCores: (sc1 - sc0) / wall,
+      loadCpuCores: (lc1 - lc0) / wall,
+      failed: totals.reduce((n, t) => n + t.failed, 0),
+    };
+  } finally {
+    await Promise.all(loads.map((l) => l.stop().catch(() => undefined)));
+    await Promise.all(servers.map((s) => s.stop()));
+    await schema.drop();
+  }
+}

@@ -7,7 +7,7 @@ import { benchAgent } from './agent';
 import { benchCacheVerify } from './cache-verify';
 import { benchSigningPool } from './signing-pool';
 import { benchScale } from './scale';
-import { benchAgents } from './agents';
+import { benchAgents, benchLoad } from './agents';
 import { benchJWTValidation, benchMTLS, benchPolicy } from './sdk';
 
 /**
@@ -65,6 +65,18 @@ async function scaleBenches(defaultSizes: string): Promise<void> {
     line(`${k}_long_poll_wake_p50_ms`, a.wakeP50Ms, 1);
     line(`${k}_long_poll_wake_p99_ms`, a.wakeP99Ms, 1);
     line(`${k}_server_rss_mb`, Math.max(...a.serverRssMb), 1);
+  }
+  // several load generator processes against one server and against two (PostgreSQL only)
+  if (pg && process.env.BENCH_LOAD !== '0') {
+    const processes = Number(process.env.BENCH_LOAD_PROCESSES ?? 2);
+    for (const servers of [1, 2] as const) {
+      const f = await benchLoad({ servers, processes, agentsPerProcess: 20, batch: 50, seconds: Number(process.env.BENCH_LOAD_SECONDS ?? 10), postgresUrl: pg });
+      const k = `load_${processes}_generators_${servers}_server${servers > 1 ? 's' : ''}`;
+      line(`${k}_svids_per_sec`, f.svidsPerSec, 0);
+      line(`${k}_server_cpu_cores`, f.serverCpuCores, 2);
+      line(`${k}_generator_cpu_cores`, f.loadCpuCores, 2);
+      line(`${k}_failed_svids`, f.failed, 0);
+    }
   }
   const stores = (process.env.BENCH_SCALE_STORES ?? 'sqlite,postgres').split(',').filter((k) => k === 'sqlite' || (k === 'postgres' && pg)) as Array<'sqlite' | 'postgres'>;
   for (const f of await benchScale(sizes, pg, stores)) {
