@@ -49,6 +49,12 @@ export interface AuthoritySlotsDeps<S> {
    * journal and the bundle until the clock is trusted again. Default 0.
    */
   pruneGraceMs?: number;
+  /**
+   * How long (wall-clock seconds past its notAfter, and at least pruneGraceMs seen
+   * expired) another server's slot stays in the journal before this server deletes
+   * it. Default 3600. See pruneForeign.
+   */
+  foreignPruneAfterSeconds?: number;
 }
 
 /** Upper bound of actions per step: a step after a long downtime may retire, drop, prepare and activate. */
@@ -69,6 +75,8 @@ export class AuthoritySlots<S> {
   private activeSigner?: { id: string; signer: S };
   /** monotonic ms at which each expired slot was first seen expired */
   private readonly expiredSeen = new Map<string, number>();
+  /** the same for other servers' slots (pruneForeign) */
+  private readonly foreignExpiredSeen = new Map<string, number>();
   private upstreamWarnedFor?: string;
 
   constructor(private readonly d: AuthoritySlotsDeps<S>) {}
@@ -109,8 +117,12 @@ export class AuthoritySlots<S> {
     else if (this.activeSigner?.id !== a.id) this.activeSigner = { id: a.id, signer: this.d.material.signer(a, this.keys.get(a.id)!) };
   }
 
-  /** Applies every rotation action due at `now`; returns how many were applied. */
+  /** Applies every rotation action due at `now`, then prunes other servers' long-expired slots; returns how many changes were made. */
   async step(now: number): Promise<number> {
+    return (await this.stepOwn(now)) + (await this.pruneForeign(now));
+  }
+
+  private async stepOwn(now: number): Promise<number> {
     const maxNotAfter = this.d.material.maxNotAfter?.();
     for (let n = 0; n < MAX_ACTIONS_PER_STEP; n++) {
       const action = nextRotationAction(this.views(now), now, { maxNotAfter });
@@ -126,6 +138,50 @@ export class AuthoritySlots<S> {
   /** The wall clock jumped: every expired slot waits a full grace again before it is pruned. */
   restartPruneGrace(): void {
     this.expiredSeen.clear();
+    this.foreignExpiredSeen.clear();
+  }
+
+  /**
+   * Deletes the journal rows of other servers on the same database once they have long
+   * expired. Each server prunes only its own slots, so a server removed for good would
+   * leave its keys in the journal, and so in the trust bundle, for ever. Every SVID a
+   * key signed has expired once the key has (SVIDs are capped at their signer's
+   * notAfter), so any server may drop the row; it waits an hour past notAfter (and the
+   * prune grace on the monotonic clock, against a forward step of the wall clock) so
+   * that a live owner prunes its own slot first, deleting its private key with it.
+   * The key of a server that is gone stays in that server's key manager, out of reach
+   * here. Rows without an owner (from before owners) are left to the server that claims them.
+   */
+  private async pruneForeign(now: number): Promise<number> {
+    const me = this.d.owner ?? '';
+    const after = this.d.foreignPruneAfterSeconds ?? 3600;
+    const mono = this.d.monotonic?.() ?? 0;
+    const grace = this.d.pruneGraceMs ?? 0;
+    const foreign = (await this.d.store.listCAJournal(this.kind)).filter((s) => s.owner !== me && s.owner !== '');
+    for (const id of this.foreignExpiredSeen.keys()) if (!foreign.some((s) => s.id === id && s.notAfter <= now)) this.foreignExpiredSeen.delete(id);
+    let pruned = 0;
+    for (const s of foreign) {
+      if (s.notAfter > now) continue;
+      if (!this.foreignExpiredSeen.has(s.id)) this.foreignExpiredSeen.set(s.id, mono);
+      if (now < s.notAfter + after || mono - this.foreignExpiredSeen.get(s.id)! < grace) continue;
+      try {
+        await this.d.store.deleteCAJournalEntry(s.id);
+      } catch (err) {
+        if (err instanceof TesseraError && err.code === 'NOT_FOUND') continue; // another server (or the owner) was first
+        throw err;
+      }
+      this.foreignExpiredSeen.delete(s.id);
+      pruned++;
+      audit(this.d.log, `${this.kind}_authority_pruned`, {
+        authority_id: s.id,
+        [F.kid]: this.keyId(s),
+        state: s.state,
+        owner: s.owner,
+        [F.reason]: `expired ${now - s.notAfter} s ago; held by server instance ${s.owner}, which did not prune it (removed?)`,
+      });
+    }
+    if (pruned > 0) await this.d.publish();
+    return pruned;
   }
 
   private views(now: number): SlotView[] {
@@ -286,7 +342,10 @@ export class AuthoritySlots<S> {
 
   /** Deletes a slot that no longer signs and whose SVIDs have all expired (or that never signed). */
   private async remove(slot: CAJournalEntry, reason: string): Promise<void> {
-    await this.d.store.deleteCAJournalEntry(slot.id);
+    // NOT_FOUND: another server pruned it as a long-expired foreign slot (pruneForeign); the key is still ours to delete
+    await this.d.store.deleteCAJournalEntry(slot.id).catch((err: unknown) => {
+      if (!(err instanceof TesseraError && err.code === 'NOT_FOUND')) throw err;
+    });
     await this.d.keyManager.deleteKey(slot.keyId);
     this.keys.delete(slot.id);
     await this.load();

@@ -40,6 +40,8 @@ export interface CAManagerDeps {
    * uses {@link defaultPruneGrace}; default 0 (tests with a fake clock).
    */
   pruneGraceSeconds?: number;
+  /** other servers' expired slots are deleted this long past their notAfter (default 3600; see AuthoritySlots.pruneForeign) */
+  foreignPruneAfterSeconds?: number;
   /** called when the wall clock jumped by `seconds` (for the metric) */
   onClockJump?: (seconds: number) => void;
   /**
@@ -102,6 +104,7 @@ export class CAManager {
       publish: (o?: { force?: boolean }) => this.publishBundle(o),
       monotonic: () => this.clock.monotonic?.() ?? this.clock.now().getTime(),
       pruneGraceMs: (deps.pruneGraceSeconds ?? 0) * 1000,
+      foreignPruneAfterSeconds: deps.foreignPruneAfterSeconds,
       owner: deps.instanceId ?? '',
     };
     this.x509 = new AuthoritySlots<X509Signer>({

@@ -285,3 +285,37 @@ describe('with an upstream authority', () => {
     await ca.stop();
   });
 });
+
+describe('several servers on one database', () => {
+  it("a server removed for good: its keys leave the journal and the bundle an hour after they expired, pruned by the one still running", async () => {
+    const a = await start({ instanceId: 'server-a' });
+    const b = await start({ instanceId: 'server-b', keyManager: new MemoryKeyManager() });
+    await a.rotate(); // re-reads the bundle b published
+    const bundled = async () => decodeBundle('rot.test', (await store.fetchBundle('rot.test'))!.document);
+    const owners = async (kind: 'x509' | 'jwt') => [...new Set((await store.listCAJournal(kind)).map((s) => s.owner))].sort();
+    const bCa = (await store.listCAJournal('x509')).find((s) => s.owner === 'server-b')!;
+    expect((await bundled()).x509Authorities.some((d) => d.equals(bCa.certificateDer!))).toBe(true);
+    expect((await bundled()).jwtAuthorities).toHaveLength(2);
+    await b.stop(); // b is gone; a keeps rotating its own keys every 50 s of the fake clock
+
+    const until = async (t: number) => {
+      while (clock.s < t) {
+        clock.s = Math.min(t, clock.s + 50);
+        await a.rotate();
+      }
+    };
+    await until(bCa.notAfter + 3599);
+    // expired, but not yet an hour ago: still there
+    expect(await owners('x509')).toEqual(['server-a', 'server-b']);
+    expect(await owners('jwt')).toEqual(['server-a', 'server-b']);
+    await until(bCa.notAfter + 3650);
+    expect(await owners('x509')).toEqual(['server-a']);
+    expect(await owners('jwt')).toEqual(['server-a']);
+    const now = await bundled();
+    expect(now.x509Authorities.some((d) => d.equals(bCa.certificateDer!))).toBe(false);
+    expect(now.jwtAuthorities.length).toBeGreaterThanOrEqual(1);
+    // a still signs, with a key of its own in the bundle
+    await expectSignedByPublished(store, (await mint(a)).chain[0]!);
+    await a.stop();
+  });
+});
