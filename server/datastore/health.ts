@@ -20,19 +20,22 @@ export class DatastoreHealth {
 
   start(): this {
     const tick = async () => {
+      const was = this.ok;
       try {
         await this.ping();
-        const was = this.ok;
-        if (!was) this.log.info({ event: 'datastore_reconnected' }, 'datastore reachable again');
         this.ok = true;
-        if (!was) this.emit(true);
         this.lastError = undefined;
+        if (!was) {
+          this.log.info({ event: 'datastore_reconnected' }, 'datastore reachable again');
+          this.emit(true);
+        }
       } catch (err) {
-        if (this.ok) this.log.error({ event: 'datastore_unreachable', err: { message: (err as Error).message } }, 'datastore unreachable; the server is not ready until it answers');
-        const was = this.ok;
         this.ok = false;
         this.lastError = (err as Error).message;
-        if (was) this.emit(false);
+        if (was) {
+          this.log.error({ event: 'datastore_unreachable', err: { message: (err as Error).message } }, 'datastore unreachable; the server is not ready until it answers');
+          this.emit(false);
+        }
       }
       if (this.timer) this.timer = setTimeout(tick, this.intervalMs).unref();
     };

@@ -40,15 +40,15 @@ async function main(opts: LoadOptions): Promise<void> {
   const agents: Array<{ client: ServerClient; entryId: string; csr: Buffer }> = [];
   for (let i = 0; i < opts.agents; i++) {
     const key = await gen('ec', { namedCurve: 'P-256' });
-    const csr = createCSR(key.privateKey, key.publicKey);
+    const csr = await createCSR(key.privateKey, key.publicKey);
     const { token } = await admin.request<{ token: string }>('POST', '/v1/join-tokens', {});
     const client = new ServerClient(opts.addresses, opts.trustDomain, roots);
-    const svid = await client.attestJoinToken(token, await csr);
+    const svid = await client.attestJoinToken(token, csr);
     client.setIdentity(svid.chain, key.privateKey);
     const created = await admin.request<{ entries: Array<{ id: string }> }>('POST', '/v1/entries', {
       entries: [{ spiffe_id: `spiffe://${opts.trustDomain}/load/${run}/${i}`, parent_id: svid.agentId, selectors: [`unix:uid:${i}`] }],
     });
-    agents.push({ client, entryId: created.entries[0]!.id, csr: await csr });
+    agents.push({ client, entryId: created.entries[0]!.id, csr });
   }
   let signed = 0;
   let failed = 0;

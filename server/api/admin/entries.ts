@@ -12,14 +12,13 @@ import type { AdminApiDeps } from './deps';
 export function entriesRouter(d: AdminApiDeps): Router {
   const r = express.Router();
   const log = d.log;
-  const changed = () => d.changes.notify();
   r.post('/v1/entries', async (req, res) => {
     const items = arrayField(body(req), 'entries');
     const parsed = items.map((e, i) => parseNewEntry(e, d.trustDomain, `entries.${i}.`));
     if (d.requireAudienceAllowlist) parsed.forEach((e, i) => requireAllowlist(e.jwtAudiences, `entries.${i}.`));
     const created = await d.store.createRegistrationEntries(parsed);
     for (const e of created) audit(log, 'entry_created', { [F.entryId]: e.id, [F.spiffeId]: e.spiffeId, parent_id: e.parentId, revision: e.revision });
-    changed();
+    d.changes.notify();
     res.status(201).json({ entries: created.map(entryToJSON) });
   });
 
@@ -67,7 +66,7 @@ export function entriesRouter(d: AdminApiDeps): Router {
       audit(log, 'entry_updated', { [F.entryId]: e.id, [F.spiffeId]: e.spiffeId, fields: Object.keys(u.update), revision: e.revision });
       out.push(entryToJSON(e));
     }
-    changed();
+    d.changes.notify();
     res.json({ entries: out });
   });
 
@@ -83,7 +82,7 @@ export function entriesRouter(d: AdminApiDeps): Router {
       audit(log, 'entry_deleted', { [F.entryId]: e.id, [F.spiffeId]: e.spiffeId, revision: e.revision });
       out.push(e.id);
     }
-    changed();
+    d.changes.notify();
     res.json({ deleted: out });
   });
   return r;

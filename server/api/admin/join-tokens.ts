@@ -10,7 +10,6 @@ import type { AdminApiDeps } from './deps';
 export function joinTokensRouter(d: AdminApiDeps): Router {
   const r = express.Router();
   const log = d.log;
-  const changed = () => d.changes.notify();
   r.post('/v1/join-tokens', async (req, res) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
     const ttl = intParam(b.ttl, 'ttl', { min: 1, max: 30 * 24 * 3600 }) ?? d.joinTokenTtl;
@@ -28,7 +27,7 @@ export function joinTokensRouter(d: AdminApiDeps): Router {
       alias = aliasEntry.spiffeId;
       const [e] = await d.store.createRegistrationEntries([aliasEntry]);
       audit(log, 'entry_created', { [F.entryId]: e!.id, [F.spiffeId]: e!.spiffeId, parent_id: agentId, node_alias: true });
-      changed();
+      d.changes.notify();
     }
     const expiresAt = d.now() + ttl;
     await d.store.createJoinToken({ tokenHash: hashJoinToken(token), tokenId, expiresAt });
