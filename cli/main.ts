@@ -11,6 +11,7 @@ import { registerAgentApiCommands } from './agent-api-commands';
 import { registerFederationCommands } from './federation-commands';
 import { registerHelperCommands } from './helper-commands';
 import { registerOidcCommands } from './oidc-commands';
+import { registerConsoleCommands } from './console-commands';
 
 /**
  * `tessera`: one binary with the verbs SPIRE operators know (`server run`,
@@ -58,5 +59,6 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
   registerFederationCommands(program, client, out);
   registerHelperCommands(program, env);
   registerOidcCommands(program, client, out);
+  registerConsoleCommands(program, env);
   return program;
 }

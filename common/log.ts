@@ -62,7 +62,31 @@ export function subsystem(log: Logger, name: string): Logger {
   return log.child({ [F.subsystem]: name });
 }
 
+/** Receives every audit event of a logger tree (the server's audit tail, server/audit). */
+export type AuditSink = (event: string, fields: Record<string, unknown>) => void;
+
+const SINK = Symbol('tessera.auditSink');
+type WithSink = Logger & { [SINK]?: AuditSink };
+
+/**
+ * A child of `log` whose audit events, and those of every logger derived from it,
+ * also go to `sink` (pino has no per-tree hook, so `child` is wrapped to carry the
+ * sink down). The caller's logger is left as it was.
+ */
+export function withAuditSink(log: Logger, sink: AuditSink): Logger {
+  return carry(log.child({}), sink);
+}
+
+function carry(l: Logger, sink: AuditSink): Logger {
+  const w = l as WithSink;
+  w[SINK] = sink;
+  const child = l.child.bind(l);
+  w.child = ((bindings: pino.Bindings, options?: pino.ChildLoggerOptions) => carry(child(bindings, options), sink)) as unknown as Logger['child'];
+  return l;
+}
+
 /** An audit event: one line per attestation, issuance, denial, entry or agent change. */
 export function audit(log: Logger, event: string, fields: Record<string, unknown>): void {
   log.info({ [F.audit]: true, [F.event]: event, ...fields }, event);
+  (log as WithSink)[SINK]?.(event, fields);
 }

@@ -1,4 +1,5 @@
 import { invalidArgument } from './errors';
+import { utf8Length } from './utf8';
 
 /**
  * Selectors: `type:value` facts about a node or workload (e.g. `unix:uid:1000`).
@@ -46,7 +47,7 @@ export function validateSelector(sel: Selector): Selector {
   if (type === '') throw invalidArgument(`selector ${text} has an empty type`);
   if (!TYPE_RE.test(type)) throw invalidArgument(`selector ${text} has type ${quote(type)}; types use only a-z 0-9 _ -`);
   if (value === '') throw invalidArgument(`selector ${text} has an empty value`);
-  const bytes = Buffer.byteLength(type, 'utf8') + 1 + Buffer.byteLength(value, 'utf8');
+  const bytes = utf8Length(type) + 1 + utf8Length(value);
   if (bytes > MAX_SELECTOR_BYTES) throw invalidArgument(`selector ${text} is ${bytes} bytes; the limit is ${MAX_SELECTOR_BYTES}`);
   if (CONTROL_RE.test(value)) throw invalidArgument(`selector ${text} contains a control character`);
   return { type, value };

@@ -9,7 +9,10 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Logger } from '../common/log';
-import { subsystem, F } from '../common/log';
+import { subsystem, F, withAuditSink } from '../common/log';
+import { AuditHub } from './audit/audit-hub';
+import { auditRouter } from './api/admin/audit';
+import { overviewRouter } from './api/admin/overview';
 import { x509AuthoritiesFromPem } from '../common/bundle/bundle';
 import type { ServerConfig } from './config';
 import { systemClock, unixNow, type Clock } from '../common/clock';
@@ -79,7 +82,10 @@ export async function startServer(config: ServerConfig, rootLog: Logger, clock: 
   }
 }
 
-async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clock: Clock): Promise<RunningServer> {
+async function start(config: ServerConfig, callerLog: Logger, opened: Closers, clock: Clock): Promise<RunningServer> {
+  // Every audit line of this server also goes to its audit tail (admin API /v1/audit/...).
+  const auditHub = new AuditHub({ nowMs: () => clock.now().getTime() });
+  const rootLog = withAuditSink(callerLog, auditHub.record);
   const log = subsystem(rootLog, 'server');
   // The one clock of the process: Unix seconds for stored times, ms for anomalies, monotonic ms for deadlines.
   const now = () => unixNow(clock);
@@ -266,8 +272,10 @@ async function start(config: ServerConfig, rootLog: Logger, opened: Closers, clo
       ready: () => isReady && ca.canSign() && storeHealth.reachable(),
       requireAudienceAllowlist: config.jwt.requireAudienceAllowlist,
       extraRouters: [
-        authorityApi({ ca, ledger }), // issue #4: tessera authority ...
+        authorityApi({ ca, ledger, store }), // issue #4: tessera authority ...
         federationApi({ trustDomain: config.trustDomain, store, fetcher: federation.fetcher, notify: () => changes.notify(), log: subsystem(rootLog, 'admin_api') }),
+        auditRouter({ audit: auditHub }), // the console's audit tail
+        overviewRouter({ trustDomain: config.trustDomain, store, ca, ledger, audit: auditHub, now }),
       ],
     }),
   );

@@ -1,4 +1,5 @@
 import { invalidArgument } from '../errors';
+import { utf8Length } from '../utf8';
 
 /**
  * SPIFFE IDs and trust domain names, parsed byte by byte as the SPIFFE ID
@@ -122,7 +123,7 @@ export function parseSpiffeId(s: string): SpiffeId {
   if (typeof s !== 'string') throw invalidArgument(`spiffe id must be a string, got ${typeof s}`);
   if (s === '') throw invalidArgument('spiffe id is empty');
   // Check the size first so a huge input is not scanned; byteLength counts UTF-8 bytes.
-  const bytes = Buffer.byteLength(s, 'utf8');
+  const bytes = utf8Length(s);
   if (bytes > MAX_ID_BYTES) throw invalidArgument(`spiffe id ${quote(s)} is ${bytes} bytes; the limit is ${MAX_ID_BYTES}`);
   if (!s.startsWith(SCHEME)) {
     if (s.slice(0, SCHEME.length).toLowerCase() === SCHEME) {

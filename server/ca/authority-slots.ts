@@ -241,11 +241,18 @@ export class AuthoritySlots<S> {
 
   /** Makes the prepared slot (which must be `id` when given) the signer. */
   async activate(id?: string): Promise<CAJournalEntry> {
+    const refused = this.activateRefusal(id);
+    if (refused) throw refused;
+    return this.activateSlot(this.slots.find((s) => s.state === 'prepared')!, 'operator request');
+  }
+
+  /** Why {@link activate} would be refused now, or undefined (the console's preview runs the same checks). */
+  activateRefusal(id?: string): TesseraError | undefined {
     const p = this.slots.find((s) => s.state === 'prepared');
-    if (!p) throw failedPrecondition(`there is no prepared ${this.kind} authority; run \`tessera authority ${this.kind} prepare\` first`);
-    if (id !== undefined && id !== p.id) throw failedPrecondition(`${id} is not the prepared ${this.kind} authority (${p.id} is)`);
-    if (!this.keys.has(p.id)) throw failedPrecondition(`the key of prepared ${this.kind} authority ${p.id} is missing from the key manager; prepare a new one`);
-    return this.activateSlot(p, 'operator request');
+    if (!p) return failedPrecondition(`there is no prepared ${this.kind} authority; run \`tessera authority ${this.kind} prepare\` first`);
+    if (id !== undefined && id !== p.id) return failedPrecondition(`${id} is not the prepared ${this.kind} authority (${p.id} is)`);
+    if (!this.keys.has(p.id)) return failedPrecondition(`the key of prepared ${this.kind} authority ${p.id} is missing from the key manager; prepare a new one`);
+    return undefined;
   }
 
   /**
@@ -256,8 +263,8 @@ export class AuthoritySlots<S> {
   async taint(id: string): Promise<CAJournalEntry> {
     const s = this.find(id);
     if (s.state === 'tainted' || s.state === 'revoked') return s;
-    if (s.state === 'active') throw failedPrecondition(`${this.kind} authority ${id} is active; prepare and activate a new one before tainting it`);
-    if (s.state === 'prepared') throw failedPrecondition(`${this.kind} authority ${id} is prepared and has signed nothing; prepare a new one to replace it`);
+    const refused = this.taintRefusal(id);
+    if (refused) throw refused;
     const out = await this.write({ ...s, state: 'tainted' });
     await this.d.publish({ force: true });
     audit(this.d.log, `${this.kind}_authority_tainted`, { authority_id: id, [F.kid]: this.keyId(s) });
@@ -271,20 +278,36 @@ export class AuthoritySlots<S> {
   async revoke(id: string, opts: { force: boolean; dependents: (id: string) => Promise<number> }): Promise<{ slot: CAJournalEntry; dependents: number }> {
     const s = this.find(id);
     if (s.state === 'revoked') return { slot: s, dependents: await opts.dependents(id) };
-    if (s.state !== 'tainted') {
-      throw failedPrecondition(`${this.kind} authority ${id} is ${s.state}; only a tainted authority can be revoked (taint it first)`);
-    }
-    const n = await opts.dependents(id);
-    if (n > 0 && !opts.force) {
-      throw failedPrecondition(
-        `${n} unexpired svid${n === 1 ? '' : 's'} signed by ${this.kind} authority ${id} ${n === 1 ? 'has' : 'have'} not been re-issued yet; ` +
-          'wait for the taint to propagate to the agents, or revoke with --force (their holders will fail validation)',
-      );
-    }
+    const n = s.state === 'tainted' ? await opts.dependents(id) : 0;
+    const refused = this.revokeRefusal(id, n, opts.force);
+    if (refused) throw refused;
     const out = await this.write({ ...s, state: 'revoked' });
     await this.d.publish();
     audit(this.d.log, `${this.kind}_authority_revoked`, { authority_id: id, [F.kid]: this.keyId(s), forced: opts.force, dependents: n });
     return { slot: out, dependents: n };
+  }
+
+  /** Why {@link taint} would be refused now, or undefined. */
+  taintRefusal(id: string): TesseraError | undefined {
+    const s = this.find(id);
+    if (s.state === 'active') return failedPrecondition(`${this.kind} authority ${id} is active; prepare and activate a new one before tainting it`);
+    if (s.state === 'prepared') return failedPrecondition(`${this.kind} authority ${id} is prepared and has signed nothing; prepare a new one to replace it`);
+    return undefined;
+  }
+
+  /** Why {@link revoke} would be refused now with `dependents` SVIDs still depending on the key, or undefined. */
+  revokeRefusal(id: string, dependents: number, force: boolean): TesseraError | undefined {
+    const s = this.find(id);
+    if (s.state === 'revoked') return undefined;
+    if (s.state !== 'tainted') return failedPrecondition(`${this.kind} authority ${id} is ${s.state}; only a tainted authority can be revoked (taint it first)`);
+    const n = dependents;
+    if (n > 0 && !force) {
+      return failedPrecondition(
+        `${n} unexpired svid${n === 1 ? '' : 's'} signed by ${this.kind} authority ${id} ${n === 1 ? 'has' : 'have'} not been re-issued yet; ` +
+          'wait for the taint to propagate to the agents, or revoke with --force (their holders will fail validation)',
+      );
+    }
+    return undefined;
   }
 
   /** Key ids of tainted (or revoked) authorities that have not expired: what agents must replace. */

@@ -363,6 +363,22 @@ export class CAManager {
     });
   }
 
+  /**
+   * What the operator operations on `id` would do now, without doing them: for
+   * each, the FAILED_PRECONDITION message it would be refused with, or null when
+   * it would go ahead. The operations run the same checks (AuthoritySlots).
+   */
+  preview(kind: AuthorityKind, id: string, dependents: number): { activate: string | null; taint: string | null; revoke: string | null; revoke_force: string | null } {
+    const s = this.slots(kind);
+    const msg = (e: { message: string } | undefined) => e?.message ?? null;
+    return {
+      activate: msg(s.activateRefusal(id)),
+      taint: msg(s.taintRefusal(id)),
+      revoke: msg(s.revokeRefusal(id, dependents, false)),
+      revoke_force: msg(s.revokeRefusal(id, dependents, true)),
+    };
+  }
+
   /** Key ids agents must stop using: X.509 subject key identifiers (hex) and JWT kids of tainted or revoked keys. */
   taintedAuthorities(): { x509: string[]; jwt: string[] } {
     const now = this.nowS();

@@ -47,4 +47,22 @@ describe('SVIDLedger on a SQLite file', () => {
     expect(SVIDLedger.jwtHolder('a', 'e', ['x', 'y', 'x'])).toBe(SVIDLedger.jwtHolder('a', 'e', ['y', 'x']));
     expect(SVIDLedger.jwtHolder('a', 'e', ['x'])).not.toBe(SVIDLedger.jwtHolder('a', 'e', ['y']));
   });
+
+  it('lists the dependents of an authority with their holder parsed, soonest expiry first', async () => {
+    const agent = 'spiffe://td/tessera/agent/a';
+    now = 1000;
+    await ledger.record([
+      { holder: SVIDLedger.x509Holder(agent, 'e1'), authorityId: 'ca-1', expiresAt: 3000 },
+      { holder: SVIDLedger.jwtHolder(agent, 'e2', ['aud']), authorityId: 'ca-1', expiresAt: 2500 },
+      { holder: SVIDLedger.agentHolder(agent), authorityId: 'ca-1', expiresAt: 2000 },
+      { holder: SVIDLedger.x509Holder(agent, 'e3'), authorityId: 'ca-1', expiresAt: 900 }, // already expired
+      { holder: SVIDLedger.x509Holder(agent, 'e4'), authorityId: 'ca-2', expiresAt: 3000 },
+    ]);
+    expect(await ledger.listDependents('ca-1', 10)).toEqual([
+      { kind: 'agent', agentId: agent, entryId: null, expiresAt: 2000 },
+      { kind: 'jwt', agentId: agent, entryId: 'e2', expiresAt: 2500 },
+      { kind: 'x509', agentId: agent, entryId: 'e1', expiresAt: 3000 },
+    ]);
+    expect(await ledger.listDependents('ca-1', 1)).toHaveLength(1);
+  });
 });

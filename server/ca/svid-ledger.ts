@@ -17,7 +17,7 @@ import type { DataStore, IssuedSVID } from '../datastore/datastore';
  * mint`): no agent can replace them, their operator must.
  */
 export class SVIDLedger {
-  constructor(private readonly d: { store: Pick<DataStore, 'recordIssuedSVIDs' | 'countIssuedSVIDs' | 'pruneIssuedSVIDs'>; now: () => number }) {}
+  constructor(private readonly d: { store: Pick<DataStore, 'recordIssuedSVIDs' | 'countIssuedSVIDs' | 'listIssuedSVIDs' | 'pruneIssuedSVIDs'>; now: () => number }) {}
 
   /** Holder of an agent's X.509-SVID for an entry. */
   static x509Holder(agentId: string, entryId: string): string {
@@ -53,6 +53,18 @@ export class SVIDLedger {
   /** Unexpired SVIDs signed by `authorityId` that have not been replaced. */
   dependents(authorityId: string): Promise<number> {
     return this.d.store.countIssuedSVIDs(authorityId, this.d.now());
+  }
+
+  /**
+   * Up to `limit` of those dependents, soonest expiry first, each with what its
+   * holder key says: the kind of SVID, the agent holding it and the entry.
+   */
+  async listDependents(authorityId: string, limit: number): Promise<Array<{ kind: 'x509' | 'jwt' | 'agent'; agentId: string; entryId: string | null; expiresAt: number }>> {
+    const rows = await this.d.store.listIssuedSVIDs(authorityId, this.d.now(), limit);
+    return rows.map((r) => {
+      const [kind, agentId, entryId] = r.holder.split(' ');
+      return { kind: kind as 'x509' | 'jwt' | 'agent', agentId: agentId ?? '', entryId: entryId ?? null, expiresAt: r.expiresAt };
+    });
   }
 
   /** Forgets expired records; returns how many. */

@@ -680,6 +680,15 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
         await s.recordIssuedSVIDs([{ holder: 'x509 a1 e2', authorityId: 'ca-2', expiresAt: 400 }]);
         expect(await s.countIssuedSVIDs('ca-1', 150)).toBe(1);
         expect(await s.countIssuedSVIDs('ca-2', 150)).toBe(1);
+        // the list: unexpired, soonest expiry first, limited
+        const listed = await s.listIssuedSVIDs('ca-1', 150, 10);
+        expect(listed.every((r) => r.authorityId === 'ca-1' && r.expiresAt > 150)).toBe(true);
+        expect(listed).toHaveLength(1);
+        expect(await s.listIssuedSVIDs('ca-1', 0, 10)).toEqual([
+          { holder: 'x509 a1 e1', authorityId: 'ca-1', expiresAt: 100 },
+          { holder: 'agent a1', authorityId: 'ca-1', expiresAt: 300 },
+        ]);
+        expect(await s.listIssuedSVIDs('ca-1', 0, 1)).toEqual([{ holder: 'x509 a1 e1', authorityId: 'ca-1', expiresAt: 100 }]);
         expect(await s.countIssuedSVIDs('ca-3', 0)).toBe(0);
         expect(await s.pruneIssuedSVIDs(300)).toBe(2);
         expect(await s.countIssuedSVIDs('ca-1', 0)).toBe(0);

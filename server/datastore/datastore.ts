@@ -246,6 +246,8 @@ export interface DataStore {
   recordIssuedSVIDs(items: IssuedSVID[]): Promise<void>;
   /** Records naming `authorityId` with expiresAt > now. */
   countIssuedSVIDs(authorityId: string, now: number): Promise<number>;
+  /** The unexpired records naming `authorityId`, soonest expiry first, at most `limit` (the console's revoke preview). */
+  listIssuedSVIDs(authorityId: string, now: number, limit: number): Promise<IssuedSVID[]>;
   /** Deletes records with expiresAt <= now; returns how many. */
   pruneIssuedSVIDs(now: number): Promise<number>;
 

@@ -8,7 +8,7 @@ import { MATCHES, queryList, arrayField, requireAllowlist } from './shared';
 import type { SelectorMatch } from '../../datastore/datastore';
 import type { AdminApiDeps } from './deps';
 
-/** Registration entries: create (batches, atomic), list and count with filters and paging, show, update, delete. */
+/** Registration entries: create (batches, atomic; `?dry_run=true` only validates), list and count with filters and paging, show, update, delete. */
 export function entriesRouter(d: AdminApiDeps): Router {
   const r = express.Router();
   const log = d.log;
@@ -16,6 +16,11 @@ export function entriesRouter(d: AdminApiDeps): Router {
     const items = arrayField(body(req), 'entries');
     const parsed = items.map((e, i) => parseNewEntry(e, d.trustDomain, `entries.${i}.`));
     if (d.requireAudienceAllowlist) parsed.forEach((e, i) => requireAllowlist(e.jwtAudiences, `entries.${i}.`));
+    // ?dry_run=true: the same validation, nothing stored (the console's form checks with it)
+    if (req.query.dry_run === 'true') {
+      res.json({ dry_run: true, valid: parsed.length });
+      return;
+    }
     const created = await d.store.createRegistrationEntries(parsed);
     for (const e of created) audit(log, 'entry_created', { [F.entryId]: e.id, [F.spiffeId]: e.spiffeId, parent_id: e.parentId, revision: e.revision });
     d.changes.notify();

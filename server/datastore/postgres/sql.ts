@@ -100,6 +100,7 @@ export const SQL = {
     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
     ON CONFLICT (holder) DO UPDATE SET authority_id = excluded.authority_id, expires_at = excluded.expires_at`,
   countIssued: 'SELECT count(*) AS n FROM issued_svids WHERE authority_id = $1 AND expires_at > $2',
+  listIssued: 'SELECT holder, authority_id, expires_at FROM issued_svids WHERE authority_id = $1 AND expires_at > $2 ORDER BY expires_at, holder LIMIT $3',
   pruneIssued: 'DELETE FROM issued_svids WHERE expires_at <= $1',
 } as const;
 

@@ -480,6 +480,14 @@ export class PostgresDataStore implements DataStore {
     return (await this.run((q) => q.query<{ n: number }>(SQL.countIssued, [authorityId, now]))).rows[0]!.n;
   }
 
+  async listIssuedSVIDs(authorityId: string, now: number, limit: number): Promise<IssuedSVID[]> {
+    str(authorityId, 'authorityId');
+    nonNegInt(now, 'now');
+    nonNegInt(limit, 'limit');
+    const rows = (await this.run((q) => q.query<{ holder: string; authority_id: string; expires_at: string | number }>(SQL.listIssued, [authorityId, now, limit]))).rows;
+    return rows.map((r) => ({ holder: r.holder, authorityId: r.authority_id, expiresAt: Number(r.expires_at) }));
+  }
+
   async pruneIssuedSVIDs(now: number): Promise<number> {
     nonNegInt(now, 'now');
     return (await this.run((q) => q.query(SQL.pruneIssued, [now]))).rowCount ?? 0;

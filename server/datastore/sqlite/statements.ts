@@ -174,6 +174,7 @@ const ISSUED_SVID_SQL = {
   upsert: `INSERT INTO issued_svids (holder, authority_id, expires_at) VALUES (@holder, @authority_id, @expires_at)
     ON CONFLICT (holder) DO UPDATE SET authority_id = excluded.authority_id, expires_at = excluded.expires_at`,
   count: 'SELECT count(*) AS n FROM issued_svids WHERE authority_id = ? AND expires_at > ?',
+  list: 'SELECT holder, authority_id, expires_at FROM issued_svids WHERE authority_id = ? AND expires_at > ? ORDER BY expires_at, holder LIMIT ?',
   prune: 'DELETE FROM issued_svids WHERE expires_at <= ?',
 };
 

@@ -554,6 +554,14 @@ export class SqliteDataStore implements DataStore {
     return this.run(() => (this.issued.count.get(authorityId, now) as { n: number }).n);
   }
 
+  async listIssuedSVIDs(authorityId: string, now: number, limit: number): Promise<IssuedSVID[]> {
+    str(authorityId, 'authorityId');
+    nonNegInt(now, 'now');
+    nonNegInt(limit, 'limit');
+    const rows = await this.run(() => this.issued.list.all(authorityId, now, limit) as Array<{ holder: string; authority_id: string; expires_at: number }>);
+    return rows.map((r) => ({ holder: r.holder, authorityId: r.authority_id, expiresAt: r.expires_at }));
+  }
+
   async pruneIssuedSVIDs(now: number): Promise<number> {
     nonNegInt(now, 'now');
     return this.run(() => this.issued.prune.run(now).changes);
