@@ -100,3 +100,54 @@ export function Stat({ label, value, hint }: { label: string; value: ComponentCh
     </div>
   );
 }
+
+/** Paging by the admin API's page tokens: the current token and the tokens of the pages before it. */
+export function usePager() {
+  const [before, setBefore] = useState<string[]>([]);
+  const [token, setToken] = useState<string | undefined>(undefined);
+  return {
+    token,
+    page: before.length + 1,
+    reset: () => {
+      setBefore([]);
+      setToken(undefined);
+    },
+    back: () => {
+      const t = [...before];
+      const prev = t.pop();
+      setBefore(t);
+      setToken(prev || undefined);
+    },
+    next: (nextToken: string) => {
+      setBefore([...before, token ?? '']);
+      setToken(nextToken);
+    },
+    hasPrevious: before.length > 0,
+  };
+}
+
+export function Pager({ pager, nextToken }: { pager: ReturnType<typeof usePager>; nextToken: string | null | undefined }) {
+  return (
+    <nav class="pager" aria-label="pages">
+      <button type="button" disabled={!pager.hasPrevious} onClick={pager.back}>
+        ← Previous
+      </button>
+      <span class="muted">page {pager.page}</span>
+      <button type="button" disabled={!nextToken} onClick={() => nextToken && pager.next(nextToken)}>
+        Next →
+      </button>
+    </nav>
+  );
+}
+
+export function SelectorChips({ selectors }: { selectors: Array<{ type: string; value: string }> }) {
+  return (
+    <>
+      {selectors.map((s) => (
+        <span class="chip" key={`${s.type}:${s.value}`}>
+          {s.type}:{s.value}
+        </span>
+      ))}
+    </>
+  );
+}

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, v1 } from '../api';
-import { Confirm, Empty, ErrorBox, useLoad } from '../components';
+import { Confirm, Empty, ErrorBox, Pager, SelectorChips, useLoad, usePager } from '../components';
 import { nowUnix, relative, when } from '../format';
 import type { AgentJSON, EntryJSON } from '../types';
 
@@ -8,8 +8,8 @@ type Action = { kind: 'ban' | 'evict'; agent: AgentJSON; entries?: EntryJSON[]; 
 
 /** Agents: attestation, node selectors, last seen, SVID expiry; evict and ban, each saying what happens to the node's workloads. */
 export function AgentsPage() {
-  const [tokens, setTokens] = useState<string[]>([]);
-  const [token, setToken] = useState<string | undefined>();
+  const pager = usePager();
+  const token = pager.token;
   const [banned, setBanned] = useState('');
   const list = useLoad(() => api<{ agents: AgentJSON[]; next_page_token: string | null }>('GET', v1('/agents', { page_size: 50, page_token: token, banned: banned || undefined })), [token, banned]);
   const [action, setAction] = useState<Action | null>(null);
@@ -35,7 +35,7 @@ export function AgentsPage() {
         <div class="spacer" />
         <label>
           Show{' '}
-          <select value={banned} onChange={(e) => { setTokens([]); setToken(undefined); setBanned((e.target as HTMLSelectElement).value); }}>
+          <select value={banned} onChange={(e) => { pager.reset(); setBanned((e.target as HTMLSelectElement).value); }}>
             <option value="">all</option>
             <option value="false">not banned</option>
             <option value="true">banned</option>
@@ -73,11 +73,7 @@ export function AgentsPage() {
                   </td>
                   <td>{a.attestation_type}</td>
                   <td>
-                    {a.selectors.map((s) => (
-                      <span class="chip" key={`${s.type}:${s.value}`}>
-                        {s.type}:{s.value}
-                      </span>
-                    ))}
+                    <SelectorChips selectors={a.selectors} />
                   </td>
                   <td title="when the agent last attested or renewed its SVID">
                     {when(a.updated_at)} <span class="muted">{relative(a.updated_at, now)}</span>
@@ -99,15 +95,7 @@ export function AgentsPage() {
           </table>
         </div>
       )}
-      <nav class="pager" aria-label="pages">
-        <button type="button" disabled={tokens.length === 0} onClick={() => { const t = [...tokens]; const p = t.pop(); setTokens(t); setToken(p || undefined); }}>
-          ← Previous
-        </button>
-        <span class="muted">page {tokens.length + 1}</span>
-        <button type="button" disabled={!list.data?.next_page_token} onClick={() => { setTokens([...tokens, token ?? '']); setToken(list.data!.next_page_token!); }}>
-          Next →
-        </button>
-      </nav>
+      <Pager pager={pager} nextToken={list.data?.next_page_token} />
       {action && (
         <Confirm
           title={action.kind === 'ban' ? 'Ban this agent?' : 'Evict this agent?'}

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, v1 } from '../api';
-import { Confirm, Empty, ErrorBox, useLoad } from '../components';
+import { Confirm, Empty, ErrorBox, Pager, SelectorChips, useLoad, usePager } from '../components';
 import { when } from '../format';
 import type { AgentJSON, EntryJSON } from '../types';
 import { EntryForm } from './entry-form';
@@ -13,8 +13,8 @@ const MATCHES = ['exact', 'subset', 'superset', 'any'] as const;
 export function EntriesPage({ trustDomain }: { trustDomain: string }) {
   const [filters, setFilters] = useState({ spiffe_id: '', parent_id: '', selector: '', match: 'exact' });
   const [applied, setApplied] = useState(filters);
-  const [tokens, setTokens] = useState<string[]>([]); // page tokens of the pages before this one
-  const [token, setToken] = useState<string | undefined>(undefined);
+  const pager = usePager();
+  const token = pager.token;
   const [mode, setMode] = useState<{ kind: 'list' } | { kind: 'create' } | { kind: 'edit'; entry: EntryJSON } | { kind: 'import' }>({ kind: 'list' });
   const [deleting, setDeleting] = useState<EntryJSON | null>(null);
   const [notice, setNotice] = useState('');
@@ -38,8 +38,7 @@ export function EntriesPage({ trustDomain }: { trustDomain: string }) {
 
   const search = (e: Event) => {
     e.preventDefault();
-    setTokens([]);
-    setToken(undefined);
+    pager.reset();
     setApplied({ ...filters });
   };
   const set = (k: keyof typeof filters) => (e: Event) => setFilters({ ...filters, [k]: (e.target as HTMLInputElement).value });
@@ -133,11 +132,7 @@ export function EntriesPage({ trustDomain }: { trustDomain: string }) {
                     <code>{e.parent_id}</code>
                   </td>
                   <td>
-                    {e.selectors.map((s) => (
-                      <span class="chip" key={`${s.type}:${s.value}`}>
-                        {s.type}:{s.value}
-                      </span>
-                    ))}
+                    <SelectorChips selectors={e.selectors} />
                   </td>
                   <td>
                     {e.x509_svid_ttl || 'default'} / {e.jwt_svid_ttl || 'default'}
@@ -157,15 +152,7 @@ export function EntriesPage({ trustDomain }: { trustDomain: string }) {
           </table>
         </div>
       )}
-      <nav class="pager" aria-label="pages">
-        <button type="button" disabled={tokens.length === 0} onClick={() => { const t = [...tokens]; const prev = t.pop(); setTokens(t); setToken(prev === '' ? undefined : prev); }}>
-          ← Previous
-        </button>
-        <span class="muted">page {tokens.length + 1}</span>
-        <button type="button" disabled={!list.data?.next_page_token} onClick={() => { setTokens([...tokens, token ?? '']); setToken(list.data!.next_page_token!); }}>
-          Next →
-        </button>
-      </nav>
+      <Pager pager={pager} nextToken={list.data?.next_page_token} />
       {deleting && (
         <Confirm
           title="Delete this entry?"
