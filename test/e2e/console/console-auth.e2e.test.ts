@@ -1,43 +1,33 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { startServerProcess, removeDir, type ServerProcess } from '../../helpers/processes';
+import http from 'node:http';
+import { startServerProcess, removeDir, run, TESSERA_BIN, type ServerProcess } from '../../helpers/processes';
+import { waitFor } from '../../helpers/security';
+import { startConsoleProcess, type ConsoleProcess } from '../../helpers/console-process';
 
 /**
  * `tessera console` as a real process against a real server: the one-time login
- * URL, the session cookie, the CSRF check and the admin-route allowlist. (The
- * browser tests of the pages are not written yet.)
+ * URL, the session cookie, the CSRF check, the Host check and the admin-route
+ * allowlist, over plain HTTP (console-browser.e2e.test.ts drives the pages).
  */
 jest.setTimeout(60_000);
 
-const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'tessera.js');
 let server: ServerProcess;
-let proc: ChildProcess;
+let con: ConsoleProcess;
 let loginUrl = '';
 let base = '';
-const urls: string[] = [];
+let urls: string[] = [];
 
 beforeAll(async () => {
   server = await startServerProcess({ trustDomain: 'console.example.org' });
-  proc = spawn(process.execPath, [BIN, '--admin-socket', server.adminSocket, 'console', '--bind', '127.0.0.1:0', '--health-bind', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  proc.stdout!.on('data', (c) => (stdout += c));
-  await new Promise<void>((resolve, reject) => {
-    let err = '';
-    proc.stderr!.on('data', (c) => {
-      err += c;
-      for (const m of err.matchAll(/open (http:\/\/\S+)/g)) if (!urls.includes(m[1]!)) urls.push(m[1]!);
-      if (urls.length) resolve();
-    });
-    proc.once('exit', (code) => reject(new Error(`console exited ${code}: ${err}`)));
-  });
+  con = await startConsoleProcess(server.adminSocket);
+  urls = con.urls;
   loginUrl = urls[0]!;
-  base = loginUrl.slice(0, loginUrl.indexOf('/login'));
+  base = con.base;
   // the JSON log never holds the token
-  expect(stdout).not.toContain(new URL(loginUrl).searchParams.get('token')!);
+  expect(con.stdout()).not.toContain(new URL(loginUrl).searchParams.get('token')!);
 });
 
 afterAll(async () => {
-  proc?.kill('SIGTERM');
+  await con?.stop();
   await server?.stop();
   removeDir(server?.dir);
 });
@@ -77,4 +67,35 @@ it('refuses everything without a session, logs in once per URL, and needs the CS
   // a new login URL was printed after the first was used, and it works
   expect(urls.length).toBeGreaterThanOrEqual(2);
   expect((await fetch(urls[1]!, { redirect: 'manual' })).status).toBe(303);
+});
+
+/** A request with a Host header of our choosing (fetch does not let one set Host). */
+function getWithHost(url: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { headers: { host } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject);
+  });
+}
+
+it('answers a foreign Host (DNS rebinding) with 421 before anything else', async () => {
+  const port = new URL(base).port;
+  expect(await getWithHost(`${base}/`, `evil.example:${port}`)).toBe(421);
+  expect(await getWithHost(`${base}/login?token=x`, `rebind.example.com:${port}`)).toBe(421);
+  expect(await getWithHost(`${base}/`, `localhost:${port}`)).toBe(401); // our own name: on to the login check
+});
+
+it('refuses a non-loopback --bind unless --allow-remote, and then warns', async () => {
+  const refused = await run(process.execPath, [TESSERA_BIN, '--admin-socket', server.adminSocket, 'console', '--bind', '0.0.0.0:0', '--health-bind', '127.0.0.1:0']);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toMatch(/--bind 0\.0\.0\.0 is not a loopback address.*--allow-remote/);
+  const remote = await startConsoleProcess(server.adminSocket, ['--bind', '0.0.0.0:0', '--allow-remote']);
+  try {
+    await waitFor('the warning', () => /reachable from other machines over plain HTTP/.test(remote.stdout()), 10_000);
+    // bound to every address, it answers whatever name it is reached by
+    expect(await getWithHost(`${remote.base.replace('0.0.0.0', '127.0.0.1')}/`, 'console.internal.example:80')).toBe(401);
+  } finally {
+    await remote.stop();
+  }
 });
