@@ -85,4 +85,7 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+// The static "Loading…" placeholder goes first: Preact's render appends beside DOM it did not make.
+const root = document.getElementById('app')!;
+root.textContent = '';
+render(<App />, root);

@@ -24,6 +24,14 @@ export function Timeline({ x509, jwt, now }: { x509: AuthorityJSON[]; jwt: Autho
   const lo = Math.min(now, ...slots.map((s) => s.not_before));
   const hi = Math.max(now, ...slots.map((s) => s.not_after), ...marks.map((m) => m.at));
   const span = Math.max(1, hi - lo);
+  // Marks within 2% of the axis of each other share one line and one label
+  // ("X.509 + JWT prepare"): both kinds often rotate on the same schedule.
+  const merged: typeof marks = [];
+  for (const m of [...marks].sort((a, b) => a.at - b.at)) {
+    const near = merged.find((n) => n.label !== 'now' && m.label !== 'now' && Math.abs(n.at - m.at) < span * 0.02 && n.label.split(' ').pop() === m.label.split(' ').pop());
+    if (near) near.label = `${near.label.split(' ').slice(0, -1).join(' ')} + ${m.label}`;
+    else merged.push({ ...m });
+  }
   const x = (t: number) => LABEL + ((t - lo) / span) * (WIDTH - LABEL - 10);
   const height = slots.length * ROW + 46;
   return (
@@ -39,7 +47,7 @@ export function Timeline({ x509, jwt, now }: { x509: AuthorityJSON[]; jwt: Autho
             </rect>
           </g>
         ))}
-        {marks.map((m, i) => (
+        {merged.map((m, i) => (
           <g key={`${m.label}-${i}`} class={m.label === 'now' ? 'mark mark-now' : 'mark'}>
             <line x1={x(m.at)} x2={x(m.at)} y1={0} y2={slots.length * ROW} />
             <text x={x(m.at)} y={slots.length * ROW + 14 + (i % 2) * 14} text-anchor="middle">
