@@ -53,7 +53,9 @@ export function auditRouter(d: { audit: AuditHub }): Router {
       clearInterval(beat);
       unsubscribe();
     };
-    req.on('close', end);
+    // The response's close, not the request's: a request's 'close' fires as soon as its
+    // (empty) body has been read, which would unsubscribe a stream that is still open.
+    res.on('close', end);
     res.on('error', end);
   });
   return r;

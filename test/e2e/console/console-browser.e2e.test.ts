@@ -176,13 +176,19 @@ describeBrowser('the console in a browser', () => {
   it('a workload denied by the server appears on the Audit page within a second', async () => {
     await go('audit', 'Audit');
     await page.getByTestId('stream-state').filter({ hasText: 'live' }).waitFor();
-    const id = agentIdentityPem(path.join(agent.dir, 'data'));
     const ca = await server.cli(['bundle', 'show', '--format', 'pem']);
     const [e] = (JSON.parse(await server.cli(['--output', 'json', 'entry', 'show', '--spiffe-id', WORKLOAD])) as { entries: Array<{ id: string }> }).entries;
-    // the workload's JWT-SVID for an audience its entry does not allow, asked of the server
-    const r = await agentApiRequest(server.agentApi, { method: 'POST', path: '/agent/v1/jwt-svids', body: { entry_id: e!.id, audience: ['https://evil.example.com'] }, ...id, ca });
-    const denied = Date.now();
-    expect(r.status).toBe(403);
+    // The workload's JWT-SVID for an audience its entry does not allow, asked of the server.
+    // The agent re-issues its own SVID after the taint above; until then the server refuses the
+    // old one (agent_request_denied), so ask with the agent's current SVID until the refusal is
+    // the audience's.
+    let denied = 0;
+    await waitFor('the audience refusal', async () => {
+      const id = agentIdentityPem(path.join(agent.dir, 'data'));
+      const r = await agentApiRequest(server.agentApi, { method: 'POST', path: '/agent/v1/jwt-svids', body: { entry_id: e!.id, audience: ['https://evil.example.com'] }, ...id, ca });
+      denied = Date.now();
+      return r.status === 403 && /not in its jwt_audiences/.test(String(r.json?.error?.message));
+    }, 30_000, 200);
     const row = page.locator('li[data-event="svid_denied"]').first();
     await row.waitFor({ timeout: 5_000 }).catch(async (err) => {
       throw new Error(`${String(err)}; the page shows: ${await page.locator('main').textContent()}`);
