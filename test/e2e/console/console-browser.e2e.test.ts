@@ -38,6 +38,13 @@ async function shoot(name: string): Promise<void> {
   await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
 }
 
+/** Asks the server, as the agent (its current SVID, read from its data directory), for the workload's JWT-SVID. */
+async function askServerForJwt(audience: string): Promise<{ status: number; json: any }> {
+  const ca = await server.cli(['bundle', 'show', '--format', 'pem']);
+  const [e] = (JSON.parse(await server.cli(['--output', 'json', 'entry', 'show', '--spiffe-id', WORKLOAD])) as { entries: Array<{ id: string }> }).entries;
+  return agentApiRequest(server.agentApi, { method: 'POST', path: '/agent/v1/jwt-svids', body: { entry_id: e!.id, audience: [audience] }, ...agentIdentityPem(path.join(agent.dir, 'data')), ca });
+}
+
 async function go(hash: string, heading: string): Promise<void> {
   await page.getByRole('navigation', { name: 'pages' }).first().getByRole('link', { name: heading, exact: true }).click();
   await page.waitForURL(`**/#/${hash}`);
@@ -176,16 +183,13 @@ describeBrowser('the console in a browser', () => {
   it('a workload denied by the server appears on the Audit page within a second', async () => {
     await go('audit', 'Audit');
     await page.getByTestId('stream-state').filter({ hasText: 'live' }).waitFor();
-    const ca = await server.cli(['bundle', 'show', '--format', 'pem']);
-    const [e] = (JSON.parse(await server.cli(['--output', 'json', 'entry', 'show', '--spiffe-id', WORKLOAD])) as { entries: Array<{ id: string }> }).entries;
     // The workload's JWT-SVID for an audience its entry does not allow, asked of the server.
     // The agent re-issues its own SVID after the taint above; until then the server refuses the
     // old one (agent_request_denied), so ask with the agent's current SVID until the refusal is
     // the audience's.
     let denied = 0;
     await waitFor('the audience refusal', async () => {
-      const id = agentIdentityPem(path.join(agent.dir, 'data'));
-      const r = await agentApiRequest(server.agentApi, { method: 'POST', path: '/agent/v1/jwt-svids', body: { entry_id: e!.id, audience: ['https://evil.example.com'] }, ...id, ca });
+      const r = await askServerForJwt('https://evil.example.com');
       denied = Date.now();
       return r.status === 403 && /not in its jwt_audiences/.test(String(r.json?.error?.message));
     }, 30_000, 200);
@@ -221,10 +225,7 @@ describeBrowser('the console in a browser', () => {
     await dialog.getByText('Every server refuses this agent at once').waitFor();
     await dialog.getByRole('button', { name: 'Ban agent' }).click();
     await page.locator(`tr[data-agent-id="${agent.agentId}"][data-banned="true"]`).waitFor();
-    const id = agentIdentityPem(path.join(agent.dir, 'data'));
-    const ca = await server.cli(['bundle', 'show', '--format', 'pem']);
-    const [e] = (JSON.parse(await server.cli(['--output', 'json', 'entry', 'show', '--spiffe-id', WORKLOAD])) as { entries: Array<{ id: string }> }).entries;
-    const r = await agentApiRequest(server.agentApi, { method: 'POST', path: '/agent/v1/jwt-svids', body: { entry_id: e!.id, audience: ['https://api.openai.com/v1'] }, ...id, ca });
+    const r = await askServerForJwt('https://api.openai.com/v1');
     expect(r.status).toBe(403);
     expect(JSON.stringify(r.json)).toMatch(/banned/);
   });
