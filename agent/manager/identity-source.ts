@@ -24,6 +24,16 @@ export interface CachedX509SVID {
 }
 
 /**
+ * A live registration entry that matches a caller, whether or not its X.509-SVID
+ * is held right now: what the caller is entitled to.
+ */
+export interface Entitlement {
+  entryId: string;
+  spiffeId: string;
+  federatesWith: string[];
+}
+
+/**
  * What the Workload API needs from the agent's cache (a small consumer-side seam,
  * as SPIRE's workload handler declares its own Manager). Every method answers from
  * memory; none calls the server except `fetchJWTSVID` on a cache miss.
@@ -36,6 +46,13 @@ export interface WorkloadIdentitySource {
    * in a stable order: the first is the caller's default identity.
    */
   x509SVIDsFor(callerSelectors: Selector[]): CachedX509SVID[];
+  /**
+   * The live entries whose selectors are a subset of the caller's, SVID held or
+   * not. An entry can match while its SVID is not held: created a moment ago and
+   * not signed yet, or expired while the server could not be reached. That caller
+   * is entitled and waits; only a caller with no entitlement is denied.
+   */
+  entitlementsFor(callerSelectors: Selector[]): Entitlement[];
   /** the agent's own trust domain bundle */
   bundle(): SpiffeBundle;
   /** federated bundles by trust domain name (only those the agent holds) */

@@ -9,7 +9,7 @@ import { AgentStore } from '../storage/agent-store';
 import { AgentSVID } from './agent-svid';
 import { Backoff } from '../../common/backoff';
 import { Connection } from './connection';
-import type { CachedX509SVID, WorkloadIdentitySource } from './identity-source';
+import type { CachedX509SVID, Entitlement, WorkloadIdentitySource } from './identity-source';
 import { JWTSVIDs } from './jwt-source';
 import { SyncLoop } from './sync';
 import type { AgentManagerOptions, ManagerEvent, ManagerStats } from './types';
@@ -148,6 +148,10 @@ export class AgentManager implements WorkloadIdentitySource {
 
   x509SVIDsFor(callerSelectors: Selector[]): CachedX509SVID[] {
     return this.cache.x509SVIDsFor(callerSelectors, this.now());
+  }
+
+  entitlementsFor(callerSelectors: Selector[]): Entitlement[] {
+    return this.cache.entitlementsFor(callerSelectors, this.now());
   }
 
   bundle(): SpiffeBundle {

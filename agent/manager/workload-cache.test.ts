@@ -78,6 +78,27 @@ describe('WorkloadCache', () => {
     expect(first).toMatchObject({ spiffeId: 'spiffe://td/z-old', expiresAt: 100, issuedAt: 0, entryCreatedAt: 1 });
   });
 
+  test('entitlementsFor: every live matching entry, SVID held, expired or not signed yet', () => {
+    const c = new WorkloadCache('td');
+    const es = [
+      entry('held', { federates_with: ['spiffe://other.org'] }),
+      entry('expired'),
+      entry('nosvid'),
+      entry('empty', { selectors: [] }),
+      entry('entry-expired', { expires_at: 10 }),
+      entry('other', { selectors: [uid(1001)] }),
+    ];
+    c.applySync(sync({ full: true, entries: es }));
+    c.svids.set('held', svid(es[0]!, { notAfter: 1000 }));
+    c.svids.set('expired', svid(es[1]!, { notAfter: 10 }));
+    const ids = (now: number) => c.entitlementsFor([uid(1000)], now).map((x) => x.entryId).sort();
+    expect(c.x509SVIDsFor([uid(1000)], 20_000).map((x) => x.entryId)).toEqual(['held']);
+    expect(ids(20_000)).toEqual(['expired', 'held', 'nosvid']); // an entry past its own expiry, or with no selectors, is no entitlement
+    expect(ids(5_000)).toEqual(['entry-expired', 'expired', 'held', 'nosvid']);
+    expect(c.entitlementsFor([uid(1000)], 20_000).find((x) => x.entryId === 'held')).toEqual({ entryId: 'held', spiffeId: 'spiffe://td/held', federatesWith: ['spiffe://other.org'] });
+    expect(c.entitlementsFor([uid(1002)], 20_000)).toEqual([]);
+  });
+
   test('an SVID is withheld once its entry names another SPIFFE ID', () => {
     const c = new WorkloadCache('td');
     const a = entry('a');

@@ -2,7 +2,7 @@ import type { SpiffeBundle } from '../../common/bundle/bundle';
 import { selectorsSubsetOf, type Selector } from '../../common/selector';
 import type { EntryJSON, EntrySyncResponse } from '../client/server-client';
 import type { StoredCache, StoredSVID } from '../storage/agent-store';
-import type { CachedX509SVID } from './identity-source';
+import type { CachedX509SVID, Entitlement } from './identity-source';
 import { coalesceWindow } from './rotation';
 
 const selectorKey = (s: Selector) => JSON.stringify([s.type, s.value]);
@@ -181,16 +181,28 @@ export class WorkloadCache {
    */
   x509SVIDsFor(callerSelectors: Selector[], now: number): CachedX509SVID[] {
     const out: CachedX509SVID[] = [];
+    this.forMatching(callerSelectors, now, (e) => this.pushServable(out, e, now));
+    return out.sort((a, b) => a.entryCreatedAt - b.entryCreatedAt || (a.entryId < b.entryId ? -1 : a.entryId > b.entryId ? 1 : 0));
+  }
+
+  /** Live entries matching the caller, SVID held or not (identity-source.ts, `entitlementsFor`). */
+  entitlementsFor(callerSelectors: Selector[], now: number): Entitlement[] {
+    const out: Entitlement[] = [];
+    this.forMatching(callerSelectors, now, (e) => out.push({ entryId: e.id, spiffeId: e.spiffe_id, federatesWith: e.federates_with }));
+    return out;
+  }
+
+  /** Calls `visit` once per live entry whose selectors are a subset of the caller's. */
+  private forMatching(callerSelectors: Selector[], now: number, visit: (e: EntryJSON) => void): void {
     const seen = new Set<string>();
     for (const sel of callerSelectors) {
       for (const id of this.byFirstSelector.get(selectorKey(sel)) ?? []) {
         if (seen.has(id)) continue; // the caller listed a selector twice
         seen.add(id);
         const e = this.entries.get(id)!;
-        if (this.live(e, now) && selectorsSubsetOf(e.selectors, callerSelectors)) this.pushServable(out, e, now);
+        if (this.live(e, now) && selectorsSubsetOf(e.selectors, callerSelectors)) visit(e);
       }
     }
-    return out.sort((a, b) => a.entryCreatedAt - b.entryCreatedAt || (a.entryId < b.entryId ? -1 : a.entryId > b.entryId ? 1 : 0));
   }
 
   private pushServable(out: CachedX509SVID[], e: EntryJSON, now: number): void {

@@ -15,6 +15,14 @@ import { toStruct } from '../../common/workloadapi/struct';
 /** The audit reason when the caller's selectors match no registration entry. */
 export const NO_ENTRY_REASON = 'no registration entry matches the caller';
 
+/**
+ * A unary call from an entitled caller whose X.509-SVID is not held right now. UNAVAILABLE is
+ * the code gRPC clients retry; the stream RPCs wait instead (SPIRE holds them the same way).
+ */
+export const SVID_AWAITED =
+  "the caller's identity is not issued yet: the agent is waiting for the server to sign it " +
+  '(its entry was created a moment ago, or the server cannot be reached); retry shortly';
+
 const invalid = (msg: string) => new CallError(grpc.status.INVALID_ARGUMENT, msg);
 
 /**
@@ -23,6 +31,13 @@ const invalid = (msg: string) => new CallError(grpc.status.INVALID_ARGUMENT, msg
  * request, then readiness (Unavailable), then attests the caller.
  *
  * Choices where the spec leaves room:
+ * - A caller whose entry matches but whose X.509-SVID is not held right now (an
+ *   entry created a moment ago, or an SVID that expired while the server could
+ *   not be reached) is entitled, not denied: FetchX509SVID holds the stream and
+ *   sends once the SVID is signed (SPIRE's cache likewise blocks a subscriber
+ *   until its SVIDs are cached), the bundle streams keep serving, and
+ *   FetchJWTSVID answers Unavailable (retryable). PermissionDenied means no
+ *   entry matches.
  * - FetchX509Bundles and FetchJWTBundles deny (PermissionDenied) a caller with
  *   no identity, as SPIRE does without `allow_unauthenticated_verifiers`.
  * - ValidateJWTSVID serves any attested caller, identity or not (as SPIRE): it
@@ -33,27 +48,35 @@ const invalid = (msg: string) => new CallError(grpc.status.INVALID_ARGUMENT, msg
 export function workloadHandlers(deps: CallDeps, streams: OpenStreams): grpc.UntypedServiceImplementation {
   const { source, trustDomain } = deps;
 
-  /** The caller's SVIDs (default first, later duplicate hints dropped), or PermissionDenied. */
-  const svidsFor = (ctx: CallContext, selectors: Selector[]): CachedX509SVID[] => {
+  /**
+   * The caller's SVIDs (default first, later duplicate hints dropped); undefined
+   * when it is entitled (a live entry matches) but none of its SVIDs is held right
+   * now; PermissionDenied when no entry matches.
+   */
+  const svidsFor = (ctx: CallContext, selectors: Selector[]): CachedX509SVID[] | undefined => {
     const { kept, dropped } = uniqueHints(source.x509SVIDsFor(selectors));
     if (dropped.length > 0) ctx.log.debug({ [F.entryId]: dropped.map((s) => s.entryId) }, 'svids with a duplicate hint left out');
-    if (kept.length === 0) throw ctx.deny(NO_ENTRY_REASON);
-    return kept;
+    if (kept.length > 0) return kept;
+    if (source.entitlementsFor(selectors).length > 0) return undefined;
+    throw ctx.deny(NO_ENTRY_REASON);
   };
-  const federatedOf = (svids: CachedX509SVID[]) => source.federatedBundles(federatedTrustDomains(svids, trustDomain));
+  const federatedOf = (svids: ReadonlyArray<{ federatesWith: string[] }>) => source.federatedBundles(federatedTrustDomains(svids, trustDomain));
+  /** Bundles follow entitlement: while an SVID is awaited, its entry's federations still count. */
+  const bundlesFederatedFor = (ctx: CallContext, selectors: Selector[]) => federatedOf(svidsFor(ctx, selectors) ?? source.entitlementsFor(selectors));
 
   return {
     FetchX509SVID: serverStream(deps, streams, 'FetchX509SVID', (ctx, selectors) => {
       const svids = svidsFor(ctx, selectors);
+      if (!svids) return undefined; // entitled, SVID awaited: the stream waits for it
       return x509SVIDResponse(svids, source.bundle(), federatedOf(svids));
     }),
 
     FetchX509Bundles: serverStream(deps, streams, 'FetchX509Bundles', (ctx, selectors) =>
-      x509BundlesResponse(source.bundle(), federatedOf(svidsFor(ctx, selectors))),
+      x509BundlesResponse(source.bundle(), bundlesFederatedFor(ctx, selectors)),
     ),
 
     FetchJWTBundles: serverStream(deps, streams, 'FetchJWTBundles', (ctx, selectors) =>
-      jwtBundlesResponse(source.bundle(), federatedOf(svidsFor(ctx, selectors))),
+      jwtBundlesResponse(source.bundle(), bundlesFederatedFor(ctx, selectors)),
     ),
 
     FetchJWTSVID: unary(deps, 'FetchJWTSVID', async (ctx, req: JWTSVIDRequest): Promise<JWTSVIDResponse> => {
@@ -73,6 +96,7 @@ export function workloadHandlers(deps: CallDeps, streams: OpenStreams): grpc.Unt
       }
       ctx.requireReady();
       let svids = svidsFor(ctx, await ctx.attest());
+      if (!svids) throw new CallError(grpc.status.UNAVAILABLE, SVID_AWAITED);
       if (wanted !== undefined) {
         const match = svids.find((s) => s.spiffeId === wanted);
         if (!match) throw ctx.deny(`caller is not entitled to ${wanted}`);
@@ -102,8 +126,7 @@ export function workloadHandlers(deps: CallDeps, streams: OpenStreams): grpc.Unt
       // the own trust domain's, plus the federated ones its entries' federates_with
       // name. A caller with no entry gets only the own trust domain (SPIRE's
       // getWorkloadBundles); a federated bundle held for another workload is not its.
-      const callerSvids = source.x509SVIDsFor(await ctx.attest());
-      const federated = new Map(federatedOf(callerSvids).map((b) => [b.trustDomain, b]));
+      const federated = new Map(federatedOf(source.entitlementsFor(await ctx.attest())).map((b) => [b.trustDomain, b]));
       const keysFor = (td: string) => (td === trustDomain ? source.bundle().jwtAuthorities : federated.get(td)?.jwtAuthorities);
       try {
         const v = await validateJWTSVID(req.svid, { audience: req.audience, keysFor, lowSOnly: (td) => td === trustDomain });

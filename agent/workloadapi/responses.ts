@@ -36,7 +36,7 @@ export function uniqueHints<T extends { hint: string }>(svids: readonly T[]): { 
  * without the own one (its bundle is sent anyway) and without names that are not
  * valid trust domains (the entry was checked by the server; skip, never fail).
  */
-export function federatedTrustDomains(svids: readonly CachedX509SVID[], ownTrustDomain: string): string[] {
+export function federatedTrustDomains(svids: ReadonlyArray<Pick<CachedX509SVID, 'federatesWith'>>, ownTrustDomain: string): string[] {
   const out = new Set<string>();
   for (const s of svids) {
     for (const name of s.federatesWith) {

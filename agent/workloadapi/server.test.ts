@@ -15,7 +15,7 @@ import { validateJWTSVID } from '../../common/jwtsvid/validate';
 import { UnixWorkloadAttestor, type CallerInfo } from '../attestor/workload/unix';
 import type { CachedX509SVID } from '../manager/identity-source';
 import { WorkloadAPIClient } from '../../sdk/workloadapi/client';
-import { NO_ENTRY_REASON } from './handlers';
+import { NO_ENTRY_REASON, SVID_AWAITED } from './handlers';
 import { workloadProtoPath } from '../../common/workloadapi/proto';
 import { startWorkloadAPI, type WorkloadAPIServer } from './server';
 import { FakeIdentitySource, svid, trustDomain, type TestSVID, type TestTrustDomain } from './test-fixtures';
@@ -63,6 +63,7 @@ afterEach(() => {
   source.own = A.bundle;
   source.isReady = true;
   source.jwtFailure = undefined;
+  source.awaited = [];
 });
 
 afterAll(async () => {
@@ -176,6 +177,88 @@ describe('FetchX509SVID', () => {
     source.isReady = false;
     expect((await openStream(raw, 'FetchX509SVID').status).code).toBe(S.UNAVAILABLE);
     expect((await unaryCall(raw, 'FetchJWTSVID', { audience: ['db'] })).err?.code).toBe(S.UNAVAILABLE);
+  });
+});
+
+// An entry matches but its SVID is not held: signed a moment from now, or expired while
+// the server was unreachable. The caller is entitled: it waits, it is not denied.
+describe('an entitled caller whose SVID is awaited', () => {
+  const awaitWeb = () => ({ entryId: web.entryId, spiffeId: web.spiffeId, selectors: web.selectors, federatesWith: web.federatesWith });
+  /** how many times a stream started waiting for an SVID (a debug line each time) */
+  const waits = () => logs.lines.filter((l) => l.includes('stream waits')).length;
+
+  it('FetchX509SVID holds a new stream open with no message, then sends the SVID once it is held', async () => {
+    const denials = () => logs.entries().filter((e) => e.event === 'workload_api_denied').length;
+    const deniedBefore = denials();
+    source.svids = [nobody];
+    source.awaited = [awaitWeb()];
+    const s = openStream(raw, 'FetchX509SVID');
+    await until(() => api.streams() === 1, 5000, 'the stream registered');
+    source.changed(); // a change that still leaves the SVID awaited sends nothing
+    const bundles = await client.fetchX509Bundles(); // a round trip through the same server after that change
+    expect(bundles.has('other.org')).toBe(true); // the awaited entry's federation still counts
+    expect(s.messages).toHaveLength(0);
+    source.svids = [web, nobody];
+    source.awaited = [];
+    source.changed();
+    await until(() => s.messages.length === 1);
+    expect(s.messages[0].svids.map((x: { spiffe_id: string }) => x.spiffe_id)).toEqual(['spiffe://example.org/web']);
+    s.call.cancel();
+    expect((await s.status).code).toBe(S.CANCELLED);
+    expect(denials()).toBe(deniedBefore);
+  });
+
+  it('an open stream outlives its SVID expiring: no denial, the renewed SVID follows on the same stream', async () => {
+    const s = openStream(raw, 'FetchX509SVID');
+    const b = openStream(raw, 'FetchJWTBundles');
+    await until(() => s.messages.length === 1 && b.messages.length === 1);
+    source.svids = [nobody];
+    source.awaited = [awaitWeb(), { entryId: admin.entryId, spiffeId: admin.spiffeId, selectors: admin.selectors, federatesWith: [] }];
+    const before = waits();
+    source.changed();
+    await until(() => waits() > before, 5000, 'the stream to wait');
+    // The JWT-SVID ask gets the retryable code, naming why.
+    const jwt = await unaryCall(raw, 'FetchJWTSVID', { audience: ['db'] });
+    expect(jwt.err).toMatchObject({ code: S.UNAVAILABLE, details: SVID_AWAITED });
+    const renewed = await svid(A, '/web', { selectors: ['unix:uid:0'], hint: 'internal', federatesWith: ['spiffe://other.org'], createdAt: 1 });
+    source.svids = [renewed, admin, nobody];
+    source.awaited = [];
+    source.changed();
+    await until(() => s.messages.length === 2);
+    expect(s.messages[1].svids.map((x: { spiffe_id: string }) => x.spiffe_id)).toEqual(['spiffe://example.org/web', 'spiffe://example.org/admin']);
+    expect(s.messages[1].svids[0].x509_svid).toEqual(concatDer(renewed.chain));
+    expect(b.messages).toHaveLength(1); // the bundles never changed, so nothing was resent
+    s.call.cancel();
+    b.call.cancel();
+    expect((await s.status).code).toBe(S.CANCELLED);
+    expect((await b.status).code).toBe(S.CANCELLED);
+  });
+
+  it('the SDK client sees the renewed SVID as one more update, never an error', async () => {
+    const updates: string[][] = [];
+    const errors: unknown[] = [];
+    const stop = client.watchX509SVIDs((ctx) => updates.push(ctx.svids.map((x) => x.spiffeId)), (e) => errors.push(e));
+    try {
+      await until(() => updates.length === 1);
+      source.svids = [admin, nobody];
+      source.awaited = [awaitWeb()];
+      source.changed();
+      await until(() => updates.length === 2); // admin is still held: the stream carries it alone
+      const before = waits();
+      source.svids = [nobody];
+      source.awaited = [awaitWeb()];
+      source.changed();
+      await until(() => waits() > before, 5000, 'the stream to wait');
+      source.svids = [web, admin, nobody];
+      source.awaited = [];
+      source.changed();
+      await until(() => updates.length === 3);
+      expect(updates[1]).toEqual(['spiffe://example.org/admin']);
+      expect(updates[2]).toEqual(['spiffe://example.org/web', 'spiffe://example.org/admin']);
+      expect(errors).toEqual([]);
+    } finally {
+      stop();
+    }
   });
 });
 

@@ -29,22 +29,26 @@ export class OpenStreams {
 }
 
 /**
- * Builds the complete current message for a caller with these selectors, or
+ * Builds the complete current message for a caller with these selectors;
+ * undefined when there is nothing to send yet (the caller is entitled but its
+ * SVID is awaited: the stream stays open and sends on a later change); or
  * throws a CallError (e.g. `ctx.deny(...)` once the caller has no identity).
  */
-export type Compose = (ctx: CallContext, selectors: Selector[]) => object;
+export type Compose = (ctx: CallContext, selectors: Selector[]) => object | undefined;
 
 /**
  * A server-streaming handler: checks the header and readiness, attests the
- * caller and sends the first message at once, then on every source change
+ * caller and sends the first message at once (or, while the caller's SVID is
+ * awaited, as soon as there is one), then on every source change
  * attests the caller again and recomputes the full message for the selectors it
  * has *now*, sending it only if its encoding changed. Re-attesting matters: after
  * the connecting process exited (or exec'd another binary), its path and sha256
  * selectors are gone, so an entry created later for them is never pushed down a
  * stream that process left behind. (It is cheap: the connection repeats its last
  * attestation while the process lives and runs the same binary.) A compose error
- * ends the stream with its status (PermissionDenied when the caller lost its last
- * identity, as SPIRE does). The stream otherwise stays open until the client
+ * ends the stream with its status (PermissionDenied when no entry matches the
+ * caller any more, as SPIRE does; an SVID that merely expired while the server
+ * was unreachable holds the stream instead). The stream otherwise stays open until the client
  * cancels or the server closes (status OK).
  */
 export function serverStream(deps: CallDeps, streams: OpenStreams, rpc: WorkloadRPC, compose: Compose): grpc.handleServerStreamingCall<unknown, object> {
@@ -71,10 +75,18 @@ export function serverStream(deps: CallDeps, streams: OpenStreams, rpc: Workload
       if (finish(err.code)) call.emit('error', Object.assign(new Error(err.message), { code: err.code, details: err.message }));
     };
     let warnedSize = false;
+    let waiting = false;
     const publish = (selectors: Selector[]): void => {
       // Encoded once: the exact bytes the client gets. Equal bytes mean nothing it
       // can see changed; the server's service definition writes a Buffer as is.
-      const bytes = encodeResponse(rpc, compose(ctx, selectors));
+      const msg = compose(ctx, selectors);
+      if (msg === undefined) {
+        if (!waiting) ctx.log.debug(`${rpc} stream waits: the caller's svid is not issued yet`);
+        waiting = true;
+        return;
+      }
+      waiting = false;
+      const bytes = encodeResponse(rpc, msg);
       if (lastSent?.equals(bytes)) return;
       lastSent = bytes;
       if (bytes.length > CLIENT_DEFAULT_MAX_MESSAGE && !warnedSize) {

@@ -6,7 +6,7 @@ import type { SpiffeBundle } from '../../common/bundle/bundle';
 import { notFound } from '../../common/errors';
 import { JWTSVIDSigner } from '../../common/jwtsvid/sign';
 import { parseSelector, selectorsSubsetOf, type Selector } from '../../common/selector';
-import type { CachedX509SVID, WorkloadIdentitySource } from '../manager/identity-source';
+import type { CachedX509SVID, Entitlement, WorkloadIdentitySource } from '../manager/identity-source';
 
 /**
  * Test-only: real certificates and keys (@peculiar/x509 over WebCrypto, an
@@ -110,6 +110,8 @@ export async function svid(
 export class FakeIdentitySource implements WorkloadIdentitySource {
   isReady = true;
   svids: CachedX509SVID[] = [];
+  /** entries that match callers but whose SVID is not held (not signed yet, or expired) */
+  awaited: Array<Entitlement & { selectors: Selector[] }> = [];
   federated: SpiffeBundle[] = [];
   jwtFailure?: Error;
   private readonly listeners = new Set<() => void>();
@@ -121,6 +123,11 @@ export class FakeIdentitySource implements WorkloadIdentitySource {
   }
   x509SVIDsFor(callerSelectors: Selector[]): CachedX509SVID[] {
     return this.svids.filter((s) => selectorsSubsetOf(s.selectors, callerSelectors)).sort((a, b) => a.entryCreatedAt - b.entryCreatedAt);
+  }
+  entitlementsFor(callerSelectors: Selector[]): Entitlement[] {
+    return [...this.svids, ...this.awaited]
+      .filter((s) => selectorsSubsetOf(s.selectors, callerSelectors))
+      .map((s) => ({ entryId: s.entryId, spiffeId: s.spiffeId, federatesWith: s.federatesWith }));
   }
   bundle(): SpiffeBundle {
     return this.own;

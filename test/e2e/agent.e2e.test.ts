@@ -1,6 +1,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { realpathSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import * as jose from 'jose';
 import { startServerProcess, startAgentProcess, removeDir, run, TESSERA_BIN, type ServerProcess, type AgentProcess } from '../helpers/processes';
@@ -256,6 +257,54 @@ const sock = net.connect(process.argv[2], () => {
     const handedOut = path.join(agent.dir, 'handed.out');
     await run(process.execPath, [a, agent.socket, handedOut]);
     expect(await resultOf(handedOut)).toBe('grpc-status 7'); // PermissionDenied: the connecting process is gone
+  });
+});
+
+describe('an SVID that expires while the server cannot be reached', () => {
+  it('holds the open stream (no PermissionDenied): the JWT ask is Unavailable meanwhile, and the renewed SVID arrives on the same stream', async () => {
+    // uid 4343's only entry has 6-s SVIDs; with the server paused (SIGSTOP: connections hang, as on a
+    // partitioned network) the agent cannot renew, and the SVID passes its notAfter while the stream is open.
+    await entry('/short-lived', ['unix:uid:4343'], ['--x509-svid-ttl', '6']);
+    const watch = spawn('setpriv', ['--reuid=4343', '--regid=4343', '--clear-groups', process.execPath, TESSERA_BIN, '--output', 'json', 'agent', 'api', 'watch', '--socket', agent.socket]);
+    let out = '';
+    let err = '';
+    watch.stdout.on('data', (b: Buffer) => (out += b));
+    watch.stderr.on('data', (b: Buffer) => (err += b));
+    const exited = new Promise<number | null>((resolve) => watch.on('exit', resolve));
+    const serials = () => [...out.matchAll(/"serial": "([0-9a-f]+)"/g)].map((m) => m[1]!);
+    const notAfters = () => [...out.matchAll(/"not_after": "([^"]+)"/g)].map((m) => Date.parse(m[1]!));
+    const until = async (what: string, cond: () => boolean, ms: number) => {
+      for (const end = Date.now() + ms; !cond(); await new Promise((r) => setTimeout(r, 50))) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}; watch stdout ${out.slice(-500)} stderr ${err}`);
+      }
+    };
+    let paused = false;
+    try {
+      await until('the first svid on the stream', () => serials().length >= 1, 30_000);
+      server.proc.kill('SIGSTOP');
+      paused = true;
+      const lastNotAfter = Math.max(...notAfters());
+      // The agent drops the SVID once it expires; the stream must stay open past that.
+      await until('the svid to expire', () => Date.now() > lastNotAfter + 1500, 20_000);
+      const jwt = await agent.cli(['fetch', 'jwt', '--audience', 'db', '--timeout', '5'], { uid: 4343 });
+      expect(jwt.code).not.toBe(0);
+      expect(jwt.stderr).toMatch(/UNAVAILABLE|not issued yet/);
+      expect(jwt.stderr).not.toMatch(/PERMISSION_DENIED|no registration entry/);
+      expect(watch.exitCode).toBeNull();
+      const held = serials().length;
+      server.proc.kill('SIGCONT');
+      paused = false;
+      await until('a renewed svid on the same stream', () => serials().length > held, 60_000);
+      expect(new Set(serials()).size).toBe(serials().length); // each message a new certificate
+      expect(Math.max(...notAfters())).toBeGreaterThan(lastNotAfter);
+      expect(err).toBe('');
+      expect(watch.exitCode).toBeNull();
+      expect(agent.logs()).not.toMatch(/"uid":4343[^\n]*workload_api_denied|workload_api_denied[^\n]*"uid":4343/);
+    } finally {
+      if (paused) server.proc.kill('SIGCONT');
+      watch.kill('SIGTERM');
+      await exited;
+    }
   });
 });
 
