@@ -557,6 +557,19 @@ export function runDataStoreContract(name: string, makeStore: () => Promise<Cont
         expect(ids(await s.listAttestedNodes({ attestationType: 'x509pop', banned: false }))).toEqual([`${AGENT}-3`]);
       });
 
+      it('summarizes: totals, banned, and the unbanned node whose SVID expires first', async () => {
+        expect(await s.summarizeAttestedNodes()).toEqual({ total: 0, banned: 0, earliest: null });
+        await s.createAttestedNode(newNode({ spiffeId: `${AGENT}-late`, expiresAt: 2_000_000_500 }));
+        await s.createAttestedNode(newNode({ spiffeId: `${AGENT}-banned`, expiresAt: 1_900_000_000, banned: true }));
+        await s.createAttestedNode(newNode({ spiffeId: `${AGENT}-b`, expiresAt: 2_000_000_100 }));
+        await s.createAttestedNode(newNode({ spiffeId: `${AGENT}-a`, expiresAt: 2_000_000_100 }));
+        await s.createAttestedNode(newNode({ spiffeId: `${AGENT}-none`, expiresAt: 0 }));
+        expect(await s.summarizeAttestedNodes()).toEqual({ total: 5, banned: 1, earliest: { spiffeId: `${AGENT}-a`, expiresAt: 2_000_000_100 } });
+        await s.updateAttestedNode(`${AGENT}-a`, { banned: true });
+        await s.updateAttestedNode(`${AGENT}-b`, { banned: true });
+        expect(await s.summarizeAttestedNodes()).toEqual({ total: 5, banned: 3, earliest: { spiffeId: `${AGENT}-late`, expiresAt: 2_000_000_500 } });
+      });
+
       it('deletes a node, returning it, and refuses a second delete', async () => {
         const n = await s.createAttestedNode(newNode());
         expect(await s.deleteAttestedNode(AGENT)).toEqual(n);

@@ -181,6 +181,13 @@ export interface IssuedSVID {
   expiresAt: number;
 }
 
+export interface AttestedNodeSummary {
+  total: number;
+  banned: number;
+  /** the unbanned node with the earliest SVID expiry (expiresAt > 0), if any */
+  earliest: { spiffeId: string; expiresAt: number } | null;
+}
+
 export interface DataStore {
   // --- registration entries ---
   createRegistrationEntry(e: NewRegistrationEntry): Promise<RegistrationEntry>;
@@ -202,6 +209,8 @@ export interface DataStore {
   createAttestedNode(n: Omit<AttestedNode, 'createdAt' | 'updatedAt'>): Promise<AttestedNode>;
   fetchAttestedNode(spiffeId: string): Promise<AttestedNode | undefined>;
   listAttestedNodes(q: ListNodesQuery): Promise<Page<AttestedNode>>;
+  /** Counts in one query (not by paging): all nodes, the banned ones, and the unbanned node whose SVID expires first (ties by SPIFFE ID). */
+  summarizeAttestedNodes(): Promise<AttestedNodeSummary>;
   updateAttestedNode(
     spiffeId: string,
     u: Partial<Pick<AttestedNode, 'serialNumber' | 'expiresAt' | 'newSerialNumber' | 'newExpiresAt' | 'selectors' | 'banned'>>,

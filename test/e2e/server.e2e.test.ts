@@ -198,7 +198,18 @@ describe('entries, signing and JWTs for an attested agent', () => {
 
   it('a banned agent is refused, and an evicted agent is refused', async () => {
     const c = await attestedAgent(server);
+    type Overview = { agents: { total: number; banned: number; earliest_svid_expiry: { agent_id: string; expires_at: number } | null } };
+    const admin = new AdminClient(server.adminSocket);
+    const before = (await admin.request<Overview>('GET', '/v1/overview')).agents;
     await server.cli(['agent', 'ban', '--spiffe-id', c.svid.agentId]);
+    // The overview's counts (SQL aggregates in the store) agree with the agent list.
+    const after = (await admin.request<Overview>('GET', '/v1/overview')).agents;
+    expect(after).toMatchObject({ total: before.total, banned: before.banned + 1 });
+    const all = JSON.parse(await server.cli(['--output', 'json', 'agent', 'list'])) as { agents: Array<{ spiffe_id: string; banned: boolean; expires_at: number }> };
+    expect(after.total).toBe(all.agents.length);
+    const unbanned = all.agents.filter((a) => !a.banned).sort((x, y) => x.expires_at - y.expires_at || (x.spiffe_id < y.spiffe_id ? -1 : 1));
+    expect(after.earliest_svid_expiry).toEqual({ agent_id: unbanned[0]!.spiffe_id, expires_at: unbanned[0]!.expires_at });
+    expect(after.earliest_svid_expiry!.agent_id).not.toBe(c.svid.agentId);
     await expect(c.client.entries()).rejects.toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringMatching(/banned/) });
     const listed = JSON.parse(await server.cli(['--output', 'json', 'agent', 'show', '--spiffe-id', c.svid.agentId]));
     expect(listed.banned).toBe(true);

@@ -18,25 +18,13 @@ export interface OverviewDeps {
  * `GET /v1/overview`: the trust domain at a glance (the console's first page), in
  * one call: entry and agent counts, the agent SVID that expires first, this
  * server's issuance and denials in the last hour, every authority slot with its
- * schedule, and each federation relationship's refresh status. Agents are counted
- * by paging through them (1,000 a read); entries with the store's count.
+ * schedule, and each federation relationship's refresh status. Agents and entries
+ * are counted by the store, in SQL (a constant number of queries at any size).
  */
 export function overviewRouter(d: OverviewDeps): Router {
   const r = express.Router();
   r.get('/v1/overview', async (_req, res) => {
-    let total = 0;
-    let banned = 0;
-    let earliest: { agent_id: string; expires_at: number } | null = null;
-    let pageToken: string | undefined;
-    do {
-      const page = await d.store.listAttestedNodes({ pageSize: 1000, pageToken });
-      for (const n of page.items) {
-        total++;
-        if (n.banned) banned++;
-        else if (n.expiresAt > 0 && (!earliest || n.expiresAt < earliest.expires_at)) earliest = { agent_id: n.spiffeId, expires_at: n.expiresAt };
-      }
-      pageToken = page.nextPageToken;
-    } while (pageToken);
+    const nodes = await d.store.summarizeAttestedNodes();
     const authorities = async (kind: 'x509' | 'jwt') => Promise.all(d.ca.authorities(kind).map(async (a) => authorityToJSON(a, await d.ledger.dependents(a.id))));
     const federation = await Promise.all(
       (await d.store.listFederationRelationships()).map(async (f) => ({
@@ -53,7 +41,11 @@ export function overviewRouter(d: OverviewDeps): Router {
       trust_domain: d.trustDomain,
       now: d.now(),
       entries: await d.store.countRegistrationEntries(),
-      agents: { total, banned, earliest_svid_expiry: earliest },
+      agents: {
+        total: nodes.total,
+        banned: nodes.banned,
+        earliest_svid_expiry: nodes.earliest && { agent_id: nodes.earliest.spiffeId, expires_at: nodes.earliest.expiresAt },
+      },
       last_hour: { svids_issued: hour.issued, denials: hour.denied },
       authorities: { x509: await authorities('x509'), jwt: await authorities('jwt') },
       federation,

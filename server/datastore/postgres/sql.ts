@@ -46,6 +46,8 @@ export const SQL = {
   fetchEntryForUpdate: 'SELECT * FROM registration_entries WHERE id = $1 FOR UPDATE',
   deleteEntry: 'DELETE FROM registration_entries WHERE id = $1',
   countEntries: 'SELECT count(*) AS n FROM registration_entries',
+  countNodes: 'SELECT count(*)::int AS total, (count(*) FILTER (WHERE banned))::int AS banned FROM attested_nodes',
+  earliestNode: 'SELECT spiffe_id, expires_at FROM attested_nodes WHERE NOT banned AND expires_at > 0 ORDER BY expires_at, spiffe_id LIMIT 1',
   expiredEntries: 'SELECT * FROM registration_entries WHERE expires_at < $1 ORDER BY seq FOR UPDATE',
   insertEvent: `INSERT INTO entry_events
     (revision, entry_id, op, old_spiffe_id, old_parent_id, new_spiffe_id, new_parent_id, created_at)

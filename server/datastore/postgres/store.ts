@@ -4,6 +4,7 @@ import { TesseraError, invalidArgument, notFound, unavailable } from '../../../c
 import { unixNow } from '../../../common/clock';
 import type {
   AttestedNode,
+  AttestedNodeSummary,
   Bundle,
   CAJournalEntry,
   CAJournalInput,
@@ -295,6 +296,12 @@ export class PostgresDataStore implements DataStore {
     const { sql, values } = nodeListQuery(nq);
     const r = await this.run((q) => q.query<NodeRow>(sql, values));
     return page(r.rows, nq.pageSize, 'n', toNode);
+  }
+
+  async summarizeAttestedNodes(): Promise<AttestedNodeSummary> {
+    const [c, e] = await this.run((q) => Promise.all([q.query<{ total: number; banned: number }>(SQL.countNodes), q.query<{ spiffe_id: string; expires_at: string | number }>(SQL.earliestNode)]));
+    const row = e.rows[0];
+    return { total: Number(c.rows[0]!.total), banned: Number(c.rows[0]!.banned), earliest: row ? { spiffeId: row.spiffe_id, expiresAt: Number(row.expires_at) } : null };
   }
 
   async updateAttestedNode(

@@ -34,6 +34,8 @@ const STORE_SQL = {
   fetchEntry: 'SELECT * FROM registration_entries WHERE id = ?',
   deleteEntry: 'DELETE FROM registration_entries WHERE id = ?',
   countEntries: 'SELECT COUNT(*) AS n FROM registration_entries',
+  countNodes: 'SELECT COUNT(*) AS total, COALESCE(SUM(banned), 0) AS banned FROM attested_nodes',
+  earliestNode: 'SELECT spiffe_id, expires_at FROM attested_nodes WHERE banned = 0 AND expires_at > 0 ORDER BY expires_at, spiffe_id LIMIT 1',
   expiredEntries: 'SELECT * FROM registration_entries WHERE expires_at < ? ORDER BY seq',
   insertEvent: `INSERT INTO entry_events
     (revision, entry_id, op, old_spiffe_id, old_parent_id, new_spiffe_id, new_parent_id, created_at)

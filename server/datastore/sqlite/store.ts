@@ -5,6 +5,7 @@ import { TesseraError, alreadyExists, invalidArgument, notFound, unavailable } f
 import { unixNow } from '../../../common/clock';
 import type {
   AttestedNode,
+  AttestedNodeSummary,
   Bundle,
   CAJournalEntry,
   CAJournalInput,
@@ -267,6 +268,14 @@ export class SqliteDataStore implements DataStore {
     const nq = normalizeNodeQuery(q);
     const { sql, params } = nodeListQuery(nq);
     return this.run(() => page(this.listStmt(sql).all(params) as NodeRow[], nq.pageSize, 'n', toNode));
+  }
+
+  async summarizeAttestedNodes(): Promise<AttestedNodeSummary> {
+    return this.run(() => {
+      const c = this.st.countNodes.get() as { total: number; banned: number };
+      const e = this.st.earliestNode.get() as { spiffe_id: string; expires_at: number } | undefined;
+      return { total: c.total, banned: c.banned, earliest: e ? { spiffeId: e.spiffe_id, expiresAt: e.expires_at } : null };
+    });
   }
 
   async updateAttestedNode(
