@@ -61,8 +61,15 @@ export function workloadHandlers(deps: CallDeps, streams: OpenStreams): grpc.Unt
     throw ctx.deny(NO_ENTRY_REASON);
   };
   const federatedOf = (svids: ReadonlyArray<{ federatesWith: string[] }>) => source.federatedBundles(federatedTrustDomains(svids, trustDomain));
-  /** Bundles follow entitlement: while an SVID is awaited, its entry's federations still count. */
-  const bundlesFederatedFor = (ctx: CallContext, selectors: Selector[]) => federatedOf(svidsFor(ctx, selectors) ?? source.entitlementsFor(selectors));
+  /**
+   * Bundles follow entitlement, not the SVIDs held: the federations of every entry
+   * that matches the caller (an SVID awaited or not); PermissionDenied when none does.
+   */
+  const bundlesFederatedFor = (ctx: CallContext, selectors: Selector[]) => {
+    const entitled = source.entitlementsFor(selectors);
+    if (entitled.length === 0) throw ctx.deny(NO_ENTRY_REASON);
+    return federatedOf(entitled);
+  };
 
   return {
     FetchX509SVID: serverStream(deps, streams, 'FetchX509SVID', (ctx, selectors) => {

@@ -290,6 +290,11 @@ describe('an SVID that expires while the server cannot be reached', () => {
       expect(jwt.code).not.toBe(0);
       expect(jwt.stderr).toMatch(/UNAVAILABLE|not issued yet/);
       expect(jwt.stderr).not.toMatch(/PERMISSION_DENIED|no registration entry/);
+      // A one-shot fetch waits for the SVID like the stream, and ends at its deadline.
+      const once = await agent.cli(['fetch', 'x509', '--timeout', '2'], { uid: 4343 });
+      expect(once.code).not.toBe(0);
+      expect(once.stderr).toMatch(/DEADLINE_EXCEEDED|deadline/i);
+      expect(once.stderr).not.toMatch(/PERMISSION_DENIED|no registration entry/);
       expect(watch.exitCode).toBeNull();
       const held = serials().length;
       server.proc.kill('SIGCONT');
