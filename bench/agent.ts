@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,6 +78,29 @@ async function startEcho(socket: string, size: number): Promise<ChildProcess> {
   });
   return p;
 }
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  // fields after the parenthesised command name: state is field 3, utime 14, stime 15 (clock ticks)
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+}
+/** CPU seconds per thread (tid, name): what BENCH_THREAD_CPU=1 prints after the sync. */
+function threadCpu(pid: number): string {
+  return readdirSync(`/proc/${pid}/task`)
+    .map((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      return { tid, name, s: (Number(f[11]) + Number(f[12])) / CLOCK_TICKS };
+    })
+    .filter((t) => t.s > 0)
+    .map((t) => `${t.name}/${t.tid} ${t.s.toFixed(2)}`)
+    .join(', ');
+}
+/** USER_HZ: 100 on Linux x86-64 and arm64 (sysconf(_SC_CLK_TCK)); Node has no binding for it. */
+const CLOCK_TICKS = 100;
 
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -196,15 +219,21 @@ export async function benchAgent(opts: { rounds: number; rssEntries: number; syn
     // 3. a fresh agent syncing M entries (creation of the entries is not timed)
     await createEntries(admin, td, alias, opts.syncEntries - opts.rssEntries, 'sync');
     // From the agent's spawn (the operator's join token and bundle are made before it, not timed).
+    const serverCpu0 = cpuSeconds(server.proc.pid!);
     const fresh = await startAgentProcess(server, { alias, config: { log_level: 'warn' }, waitReady: false });
     agents.push(fresh);
     const readyAt = performance.now();
     await waitCached(fresh, opts.syncEntries + 1, 300_000);
     const done = performance.now();
+    // The CPU both processes spent on the sync: on this 2-core machine the sync cannot take less than half their sum.
+    const syncCpu = { agent: cpuSeconds(fresh.proc.pid!), server: cpuSeconds(server.proc.pid!) - serverCpu0 };
+    if (process.env.BENCH_THREAD_CPU === '1') {
+      process.stderr.write(`sync cpu by thread: agent ${threadCpu(fresh.proc.pid!)}\nserver (since start) ${threadCpu(server.proc.pid!)}\n`);
+    }
     const syncSeconds = (done - fresh.spawnedAt) / 1000;
     const syncAfterReadySeconds = (done - readyAt) / 1000;
     const rssSync = await rssAfterSync(fresh);
-    return { agentMs, echoMs, rss, rssSync, syncSeconds, syncAfterReadySeconds };
+    return { agentMs, echoMs, rss, rssSync, syncSeconds, syncAfterReadySeconds, syncCpu };
   } finally {
     for (const a of agents) {
       await a.stop();

@@ -162,6 +162,8 @@ async function agentBenches(): Promise<void> {
   line('agent_rss_mb_10000_entries_after_sync', g.rssSync.afterSyncMb, 1);
   line('agent_sync_10000_entries_seconds', g.syncSeconds, 2);
   line('agent_sync_10000_entries_after_ready_seconds', g.syncAfterReadySeconds, 2);
+  line('agent_sync_10000_entries_agent_cpu_seconds', g.syncCpu.agent, 2);
+  line('agent_sync_10000_entries_server_cpu_seconds', g.syncCpu.server, 2);
 }
 
 main().catch((e) => {

@@ -1,4 +1,4 @@
-import { X509Certificate, createPublicKey, generateKeyPair } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
 import { parseAndVerifyCSR } from '../../common/x509svid/csr';
 import { newKeyPair, spkiFromPkcs8 } from './workload-key';
@@ -25,12 +25,13 @@ test('prepareBatch makes a distinct P-256 key and a CSR the server accepts per e
   const entries = [{ id: 'a' }, { id: 'b' }] as EntryJSON[];
   const b = await prepareBatch(entries);
   expect(b.keys).toHaveLength(2);
-  expect(b.keys[0]!.privateKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
-  expect(b.keys[0]!.privateKey.equals(b.keys[1]!.privateKey)).toBe(false);
+  const privateKeys = b.keys.map((k) => createPrivateKey({ key: k.pkcs8, format: 'der', type: 'pkcs8' }));
+  expect(privateKeys[0]!.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+  expect(privateKeys[0]!.equals(privateKeys[1]!)).toBe(false);
   b.keys.forEach((k, i) => {
-    const pub = createPublicKey(k.privateKey).export({ type: 'spki', format: 'der' });
+    const pub = createPublicKey(privateKeys[i]!).export({ type: 'spki', format: 'der' });
     expect(k.spki.equals(pub)).toBe(true);
-    expect(k.pkcs8.equals(k.privateKey.export({ type: 'pkcs8', format: 'der' }) as Buffer)).toBe(true);
+    expect(k.pkcs8.equals(privateKeys[i]!.export({ type: 'pkcs8', format: 'der' }) as Buffer)).toBe(true);
     // the server's own CSR parser (it verifies the signature)
     expect(parseAndVerifyCSR(b.csrs[i]!).publicKeySpki.equals(pub)).toBe(true);
   });

@@ -3,7 +3,7 @@ import { certificateValidity } from '../../common/x509svid/certificate-validity'
 import type { EntryJSON, ServerClient, X509SignResult } from '../client/server-client';
 import type { StoredSVID } from '../storage/agent-store';
 import { drawJitter, lifetimeStart, rotationTime } from './rotation';
-import { newWorkloadKey, workloadCSR, type WorkloadKey } from './workload-key';
+import { newWorkloadKeys, type WorkloadKey } from './workload-key';
 
 /** Entries per signing request (the server accepts up to 1000; smaller batches reach workloads sooner). */
 export const SIGN_BATCH = 500;
@@ -21,8 +21,8 @@ export interface PreparedBatch {
 
 /** A key per entry, made here (private keys never leave the node), and a CSR each. */
 export async function prepareBatch(entries: EntryJSON[]): Promise<PreparedBatch> {
-  const keys = await Promise.all(entries.map(() => newWorkloadKey()));
-  return { entries, keys, csrs: await Promise.all(keys.map(workloadCSR)) };
+  const keys = await newWorkloadKeys(entries.length);
+  return { entries, keys, csrs: keys.map((k) => k.csr) };
 }
 
 /**
