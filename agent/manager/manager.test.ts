@@ -8,6 +8,7 @@ import { x509AuthoritiesFromPem } from '../../common/bundle/bundle';
 import { ServerClient } from '../client/server-client';
 import { newCSR, opensslVerify, uriSan } from '../../test/helpers/agent-identity';
 import { shortTempDir, startServerProcess, type ServerProcess } from '../../test/helpers/processes';
+import { AdminClient } from '../../cli/admin-client';
 import { CACHE_FILE, IDENTITY_FILE } from '../storage/agent-store';
 import { AgentManager, type AgentManagerOptions } from './manager';
 
@@ -243,4 +244,44 @@ test('09 no key material in the logs', () => {
     for (const s of m.x509SVIDsFor([uid(1000), uid(1002), uid(1003)])) expect(text).not.toContain(s.privateKeyPkcs8.toString('base64'));
   }
   expect(text).not.toMatch(/PRIVATE KEY/);
+});
+
+test('10 a bulk sync saves the cache once, when its signing round has ended, with every SVID', async () => {
+  // A node of its own, so that only this manager signs these entries.
+  const alias = `spiffe://${TD}/node/bulk`;
+  const n = 1100; // three signing batches
+  const admin = new AdminClient(server.adminSocket);
+  for (let i = 0; i < n; i += 1000) {
+    const entries = Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({ spiffe_id: `spiffe://${TD}/bulk/${i + j}`, parent_id: alias, selectors: [`unix:uid:${20000 + i + j}`], x509_svid_ttl: 3600 }));
+    await admin.request('POST', '/v1/entries', { entries });
+  }
+  const lines: string[] = [];
+  // After the first batch, the server pauses for a second, mid-round: long enough for
+  // the 50-ms save delay here to fire, were the save not waiting for the round to end.
+  let paused = false;
+  const pauseServer = (line: string) => {
+    if (paused || !line.includes('"x509-svids obtained"')) return;
+    paused = true;
+    process.kill(server.proc.pid!, 'SIGSTOP');
+    setTimeout(() => process.kill(server.proc.pid!, 'SIGCONT'), 1000);
+  };
+  const bulkLog = pino({ level: 'debug' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), pauseServer(String(c)), cb()) }));
+  const client = new ServerClient(server.agentApi, TD, roots);
+  const attest = async () => {
+    const token = /^Token: (\S+)$/m.exec(await server.cli(['token', 'generate', '--spiffe-id', alias]))![1]!;
+    const { csr, privateKey } = await newCSR();
+    const r = await client.attestJoinToken(token, csr);
+    return { chain: r.chain, key: privateKey, agentId: r.agentId, bundle: r.bundle };
+  };
+  const bulkDir = path.join(dir, 'bulk');
+  // A cap far above the round's length, so the assertion does not depend on this machine's speed.
+  const m = await startManager({ dataDir: bulkDir, client, attest, log: bulkLog, maxPersistDelayMs: 120_000 });
+  const all = n + 1; // and the node alias entry's
+  await waitFor('all bulk svids', () => m.stats().cachedSVIDs === all, 60_000);
+  const saves = () => lines.filter((l) => l.includes('"agent cache saved"')).map((l) => (JSON.parse(l) as { svids: number }).svids);
+  await waitFor('the save after the round', () => saves().includes(all), 10_000);
+  // Without waiting for the round, a save would follow the first batch (persistDelayMs is 50 ms here).
+  expect(saves().filter((count) => count > 0 && count < all)).toEqual([]);
+  const onDisk = JSON.parse(readFileSync(path.join(bulkDir, CACHE_FILE), 'utf8')) as { svids: unknown[] };
+  expect(onDisk.svids).toHaveLength(all);
 });

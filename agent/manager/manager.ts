@@ -49,6 +49,10 @@ export class AgentManager implements WorkloadIdentitySource {
   private isReady = false;
   private loop?: Promise<void>;
   private lastPersistMs = 0;
+  /** performance.now() of the first change not saved yet (undefined: all saved) */
+  private unsavedSince?: number;
+  /** a save was held back for the running signing round */
+  private saveAfterRound = false;
 
   private constructor(
     private readonly opts: AgentManagerOptions,
@@ -82,6 +86,7 @@ export class AgentManager implements WorkloadIdentitySource {
       onChanged: () => this.changed(),
       onRoundDone: () => {
         if (this.synced) this.isReady = true;
+        if (this.saveAfterRound) this.persistSoon();
         this.reschedule();
       },
     });
@@ -261,13 +266,45 @@ export class AgentManager implements WorkloadIdentitySource {
     // Saves of a large cache (15 MB at 10,000 SVIDs) take a while: space them so
     // that saving never takes more than about a fifth of the time during a bulk sync.
     const delay = Math.min(MAX_PERSIST_DELAY_MS, Math.max(this.opts.persistDelayMs ?? 200, 4 * this.lastPersistMs));
-    this.wake.debounce(delay, () => void this.persist());
+    this.unsavedSince ??= performance.now();
+    this.wake.debounce(delay, () => this.persistSoon());
     this.reschedule();
   }
 
+  /**
+   * Saves the cache, unless a signing round is under way: then the save waits for
+   * the round's end, so a bulk sync (a fresh node's 10,000 SVIDs arrive in 20
+   * batches) writes once with everything rather than every few batches, each
+   * re-joining up to 15 MB of JSON. It never waits more than maxPersistDelayMs
+   * (5 s) after the first unsaved change. (Elapsed real time, like the timers it sets:
+   * this schedules disk writes, not anything a certificate's validity depends on.)
+   */
+  private persistSoon(): void {
+    if (this.unsavedSince === undefined || this.stopped) return;
+    const waited = performance.now() - this.unsavedSince;
+    const cap = this.opts.maxPersistDelayMs ?? MAX_PERSIST_DELAY_MS;
+    if (this.rotator.busy() && waited < cap) {
+      this.saveAfterRound = true;
+      this.wake.debounce(cap - waited, () => this.persistSoon());
+      return;
+    }
+    void this.persist();
+  }
+
   private async persist(): Promise<void> {
+    this.unsavedSince = undefined;
+    this.saveAfterRound = false;
     const t = performance.now();
-    await this.store.saveCache(() => this.cache.toStored()).catch((e: Error) => this.log.error({ error: e.message }, 'cannot save the agent cache'));
+    let svids = 0;
+    const snapshot = () => {
+      const stored = this.cache.toStored();
+      svids = stored.svids.length;
+      return stored;
+    };
+    await this.store.saveCache(snapshot).then(
+      () => this.log.debug({ svids, ms: Math.round(performance.now() - t) }, 'agent cache saved'),
+      (e: Error) => this.log.error({ error: e.message }, 'cannot save the agent cache'),
+    );
     this.lastPersistMs = performance.now() - t;
   }
 

@@ -64,4 +64,6 @@ export interface AgentManagerOptions {
   random?: () => number;
   /** delay between a change and writing the cache to disk; default 200 ms */
   persistDelayMs?: number;
+  /** the longest a save waits for a running signing round to end; default 5 s */
+  maxPersistDelayMs?: number;
 }

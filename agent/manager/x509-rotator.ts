@@ -71,6 +71,11 @@ export class X509Rotator {
     });
   }
 
+  /** Whether a round is running (or queued behind the current one). */
+  busy(): boolean {
+    return this.running !== undefined;
+  }
+
   /** Resolves when no round is running. */
   async idle(): Promise<void> {
     while (this.running) await this.running;
