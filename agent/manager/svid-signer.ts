@@ -8,6 +8,16 @@ import { newWorkloadKeys, type WorkloadKey } from './workload-key';
 /** Entries per signing request (the server accepts up to 1000; smaller batches reach workloads sooner). */
 export const SIGN_BATCH = 500;
 
+/**
+ * Signing requests a round keeps in flight: with two, one batch's CSRs are
+ * verified and signed on the server's workers while the server's main thread
+ * parses, records and answers the other, and the agent makes the next batch's
+ * keys meanwhile. A fresh agent's 10,000-entry sync on this 2-core machine, three
+ * runs of each back to back: 2.47–2.51 s with one request in flight, 1.97–2.14 s
+ * with two. (More lanes would mostly queue at the server's workers.)
+ */
+export const SIGN_LANES = 2;
+
 export type SignOutcome =
   | { entry: EntryJSON; svid: StoredSVID }
   | { entry: EntryJSON; error: { code: ErrorCode | 'INTERNAL'; message: string } };

@@ -4,7 +4,7 @@ import { TesseraError } from '../../common/errors';
 import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from '../../common/backoff';
 import type { Connection } from './connection';
 import { isIdentityRejected, type AgentSVID } from './agent-svid';
-import { SIGN_BATCH, prepareBatch, sendBatch, type PreparedBatch, type SignOutcome } from './svid-signer';
+import { SIGN_BATCH, SIGN_LANES, prepareBatch, sendBatch, type SignOutcome } from './svid-signer';
 import type { ManagerEvent } from './types';
 import type { WorkloadCache } from './workload-cache';
 import type { EntryJSON } from '../client/server-client';
@@ -39,8 +39,8 @@ export function rateLimitDelayMs(e: unknown): number | undefined {
 /**
  * Obtains and renews workload X.509-SVIDs. A round signs every entry without an
  * SVID, with an outdated one, or due for renewal (pulling in renewals due within
- * the coalescing window), in batches of {@link SIGN_BATCH}; the keys and CSRs of
- * the next batch are made while the current one is at the server. One round runs
+ * the coalescing window), in batches of {@link SIGN_BATCH}, up to
+ * {@link SIGN_LANES} requests at a time. One round runs
  * at a time; a kick during a round queues one more. A failed request backs off
  * for everyone (the server is likely down); an entry the server refuses backs off
  * on its own.
@@ -121,23 +121,35 @@ export class X509Rotator {
     const due = this.d.cache.dueForSigning(now, (e) => this.retryAfter(e) > now);
     const chunks: typeof due[] = [];
     for (let i = 0; i < due.length; i += SIGN_BATCH) chunks.push(due.slice(i, i + SIGN_BATCH));
-    let next: Promise<PreparedBatch> | undefined = chunks.length > 0 ? prepareBatch(chunks[0]!) : undefined;
-    for (let i = 0; i < chunks.length && next && !this.d.stopped(); i++) {
-      const batch = await next;
-      next = i + 1 < chunks.length ? prepareBatch(chunks[i + 1]!) : undefined;
-      next?.catch(() => undefined); // awaited next turn; don't let an early exit leave it unhandled
-      const gen = this.d.conn.generation;
-      let outcomes: SignOutcome[];
-      try {
-        outcomes = await sendBatch(this.d.conn.client, batch, () => this.d.clock.now().getTime(), this.d.random);
-      } catch (e) {
-        return this.failed(e, gen, due.length - i * SIGN_BATCH);
+    // SIGN_LANES lanes take the chunks in turn, each making its batch's keys and
+    // CSRs and then sending it: while one batch is at the server, the next is
+    // being prepared or is already there too, so the server's signing workers
+    // verify and sign one batch while its main thread answers the other.
+    let taken = 0;
+    let applied = 0;
+    let failure: { e: unknown; gen: number } | undefined;
+    const lane = async (): Promise<void> => {
+      while (taken < chunks.length && !failure && !this.d.stopped()) {
+        const chunk = chunks[taken++]!;
+        const batch = await prepareBatch(chunk);
+        if (failure || this.d.stopped()) return;
+        const gen = this.d.conn.generation;
+        let outcomes: SignOutcome[];
+        try {
+          outcomes = await sendBatch(this.d.conn.client, batch, () => this.d.clock.now().getTime(), this.d.random);
+        } catch (e) {
+          failure ??= { e, gen };
+          return;
+        }
+        if (this.failures > 0) this.d.log.info({ failures: this.failures }, 'x509-svid signing works again');
+        this.failures = 0;
+        this.backoff.reset();
+        this.apply(outcomes);
+        applied += chunk.length;
       }
-      if (this.failures > 0) this.d.log.info({ failures: this.failures }, 'x509-svid signing works again');
-      this.failures = 0;
-      this.backoff.reset();
-      this.apply(outcomes);
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(SIGN_LANES, chunks.length) }, lane));
+    if (failure) this.failed(failure.e, failure.gen, due.length - applied);
   }
 
   private failed(e: unknown, gen: number, pending: number): void {
