@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import { newEntryId } from '../entry-id';
 import fs from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
 import { TesseraError, alreadyExists, invalidArgument, notFound, unavailable } from '../../../common/errors';
@@ -69,6 +69,7 @@ import {
 } from '../rows';
 import {
   entryListQuery,
+  entryRowFromColumns,
   nodeListQuery,
   prepareFederationStatements,
   prepareIssuedSVIDStatements,
@@ -181,7 +182,7 @@ export class SqliteDataStore implements DataStore {
   async listRegistrationEntries(q: ListEntriesQuery): Promise<Page<RegistrationEntry>> {
     const nq = normalizeEntryQuery(q);
     const { sql, params } = entryListQuery(nq);
-    return this.run(() => page(this.listStmt(sql).all(params) as EntryRow[], nq.pageSize, 'e', toEntry));
+    return this.run(() => page((this.listStmt(sql, true).all(params) as unknown[][]).map(entryRowFromColumns), nq.pageSize, 'e', toEntry));
   }
 
   async countRegistrationEntries(): Promise<number> {
@@ -434,9 +435,10 @@ export class SqliteDataStore implements DataStore {
     }
   }
 
-  private listStmt(sql: string): Stmt {
+  /** A listing's statement, prepared once per SQL text; `raw`: rows as column arrays. */
+  private listStmt(sql: string, raw = false): Stmt {
     let s = this.listStmts.get(sql);
-    if (!s) this.listStmts.set(sql, (s = this.db.prepare(sql)));
+    if (!s) this.listStmts.set(sql, (s = this.db.prepare(sql).raw(raw)));
     return s;
   }
 
@@ -458,7 +460,7 @@ export class SqliteDataStore implements DataStore {
   }
 
   private insertEntry(n: NormalizedEntry, ts: number): RegistrationEntry {
-    const id = n.id ?? crypto.randomUUID();
+    const id = n.id ?? newEntryId();
     const revision = this.bump();
     try {
       this.st.insertEntry.run({ ...entryParams(n), id, created_at: ts, revision });
