@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import { newEntryId } from '../entry-id';
 import pg from 'pg';
 import { TesseraError, invalidArgument, notFound, unavailable } from '../../../common/errors';
 import { unixNow } from '../../../common/clock';
@@ -594,7 +594,7 @@ export class PostgresDataStore implements DataStore {
   }
 
   private async insertEntry(q: Q, n: NormalizedEntry, ts: number): Promise<RegistrationEntry> {
-    const id = n.id ?? crypto.randomUUID();
+    const id = n.id ?? newEntryId();
     const revision = await this.bump(q);
     let row: EntryRow;
     try {
@@ -615,7 +615,7 @@ export class PostgresDataStore implements DataStore {
   private async insertEntries(q: Q, ns: NormalizedEntry[], ts: number): Promise<RegistrationEntry[]> {
     const last = (await q.query<{ revision: number }>(SQL.bumpRevisionBy, [ns.length])).rows[0]!.revision;
     const first = last - ns.length + 1;
-    const ids = ns.map((n) => n.id ?? crypto.randomUUID());
+    const ids = ns.map((n) => n.id ?? newEntryId());
     const rows = ns.map(entryValues);
     const column = (i: number) => rows.map((r) => r[i]);
     let inserted: EntryRow[];
