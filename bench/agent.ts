@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -150,7 +150,7 @@ async function createEntries(admin: AdminClient, td: string, parent: string, n: 
  * kind of socket, agent RSS with 1,000 entries cached, and the time a fresh agent
  * takes to sync (and get SVIDs for) 10,000 entries.
  */
-export async function benchAgent(opts: { rounds: number; rssEntries: number; syncEntries: number }) {
+export async function benchAgent(opts: { rounds: number; rssEntries: number; syncEntries: number; syncRuns: number }) {
   const td = 'agentbench.example.org';
   const alias = `spiffe://${td}/node/bench`;
   const server = await startServerProcess({
@@ -219,21 +219,38 @@ export async function benchAgent(opts: { rounds: number; rssEntries: number; syn
     // 3. a fresh agent syncing M entries (creation of the entries is not timed)
     await createEntries(admin, td, alias, opts.syncEntries - opts.rssEntries, 'sync');
     // From the agent's spawn (the operator's join token and bundle are made before it, not timed).
-    const serverCpu0 = cpuSeconds(server.proc.pid!);
-    const fresh = await startAgentProcess(server, { alias, config: { log_level: 'warn' }, waitReady: false });
-    agents.push(fresh);
-    const readyAt = performance.now();
-    await waitCached(fresh, opts.syncEntries + 1, 300_000);
-    const done = performance.now();
-    // The CPU both processes spent on the sync: on this 2-core machine the sync cannot take less than half their sum.
-    const syncCpu = { agent: cpuSeconds(fresh.proc.pid!), server: cpuSeconds(server.proc.pid!) - serverCpu0 };
-    if (process.env.BENCH_THREAD_CPU === '1') {
-      process.stderr.write(`sync cpu by thread: agent ${threadCpu(fresh.proc.pid!)}\nserver (since start) ${threadCpu(server.proc.pid!)}\n`);
+    const syncOnce = async () => {
+      const serverCpu0 = cpuSeconds(server.proc.pid!);
+      const fresh = await startAgentProcess(server, { alias, config: { log_level: process.env.BENCH_SYNC_LOG ? 'debug' : 'warn' }, waitReady: false });
+      agents.push(fresh);
+      const readyAt = performance.now();
+      await waitCached(fresh, opts.syncEntries + 1, 300_000);
+      const done = performance.now();
+      // The CPU both processes spent on the sync: on this 2-core machine the sync cannot take less than half their sum.
+      const cpu = { agent: cpuSeconds(fresh.proc.pid!), server: cpuSeconds(server.proc.pid!) - serverCpu0 };
+      if (process.env.BENCH_THREAD_CPU === '1') {
+        process.stderr.write(`sync cpu by thread: agent ${threadCpu(fresh.proc.pid!)}\nserver (since start) ${threadCpu(server.proc.pid!)}\n`);
+      }
+      return { agent: fresh, seconds: (done - fresh.spawnedAt) / 1000, afterReady: (done - readyAt) / 1000, cpu };
+    };
+    // The first fresh agent also gives the RSS with 10,000 entries; then more fresh
+    // agents sync the same entries (each with its own join token and agent ID), and
+    // the figures are the median run's: this machine's speed drifts by a third
+    // within minutes, and one run is one draw of that.
+    const runs = [await syncOnce()];
+    const rssSync = await rssAfterSync(runs[0]!.agent);
+    // BENCH_SYNC_LOG=<file>: the syncing agent's debug log, for a timeline of its batches
+    if (process.env.BENCH_SYNC_LOG) writeFileSync(process.env.BENCH_SYNC_LOG, runs[0]!.agent.logs());
+    await runs[0]!.agent.stop();
+    for (let i = 1; i < opts.syncRuns; i++) {
+      const r = await syncOnce();
+      await r.agent.stop();
+      runs.push(r);
     }
-    const syncSeconds = (done - fresh.spawnedAt) / 1000;
-    const syncAfterReadySeconds = (done - readyAt) / 1000;
-    const rssSync = await rssAfterSync(fresh);
-    return { agentMs, echoMs, rss, rssSync, syncSeconds, syncAfterReadySeconds, syncCpu };
+    const bySeconds = [...runs].sort((a, b) => a.seconds - b.seconds);
+    const median = bySeconds[(bySeconds.length - 1) >> 1]!;
+    const sync = { median, min: bySeconds[0]!.seconds, max: bySeconds[bySeconds.length - 1]!.seconds, runs: runs.length };
+    return { agentMs, echoMs, rss, rssSync, sync };
   } finally {
     for (const a of agents) {
       await a.stop();
