@@ -6,7 +6,6 @@ import { checkAudience } from '../../common/jwtsvid/audience';
 import type { SpiffeBundle } from '../../common/bundle/bundle';
 import type { Selector } from '../../common/selector';
 import { AgentStore } from '../storage/agent-store';
-import { KeyPrefetch } from './key-prefetch';
 import { AgentSVID } from './agent-svid';
 import { Backoff } from '../../common/backoff';
 import { Connection } from './connection';
@@ -23,8 +22,6 @@ import type { EntrySyncResponse } from '../client/server-client';
 
 /** Longest wait between a change and saving it. */
 const MAX_PERSIST_DELAY_MS = 5000;
-/** Most keys a fresh agent makes ahead of its first sync: the 10,000-entry node of the benchmark. */
-const PREFETCH_MAX = 10_000;
 
 export type { AgentManagerOptions, AttestFn, AttestedIdentity, ManagerEvent, ManagerStats } from './types';
 
@@ -49,8 +46,6 @@ export class AgentManager implements WorkloadIdentitySource {
   private stopped = false;
   private restored: boolean;
   private synced = false;
-  /** a fresh agent's keys made while it waits for its first sync (see KeyPrefetch) */
-  private readonly prefetch?: KeyPrefetch;
   private isReady = false;
   private loop?: Promise<void>;
   private lastPersistMs = 0;
@@ -67,13 +62,7 @@ export class AgentManager implements WorkloadIdentitySource {
     private readonly cache: WorkloadCache,
   ) {
     const random = opts.random ?? Math.random;
-    // Only a fresh agent (nothing cached to serve or renew) makes keys ahead of its first sync.
-    if (cache.svids.size === 0) this.prefetch = new KeyPrefetch();
-    const onEvent = (e: ManagerEvent) => {
-      // The first sync failed: the wait may be long, and keys made for it would only sit in memory.
-      if (e.type === 'sync' && !e.ok) void this.prefetch?.discard();
-      opts.onMetrics?.(e);
-    };
+    const onEvent = (e: ManagerEvent) => opts.onMetrics?.(e);
     const stopped = () => this.stopped;
     this.conn = new Connection(opts.client);
     this.notifier = new Notifier(log);
@@ -95,11 +84,8 @@ export class AgentManager implements WorkloadIdentitySource {
       agent: this.agent,
       stopped,
       onChanged: () => this.changed(),
-      prefetched: this.prefetch,
       onRoundDone: () => {
         if (this.synced) this.isReady = true;
-        // The round after the first sync has taken what it needed: zero and drop the rest.
-        if (this.synced) void this.prefetch?.discard();
         if (this.saveAfterRound) this.persistSoon();
         this.reschedule();
       },
@@ -132,7 +118,6 @@ export class AgentManager implements WorkloadIdentitySource {
   }
 
   private async init(): Promise<void> {
-    this.prefetch?.start(PREFETCH_MAX);
     // The cached bundle is newer than the bootstrap one: trust the server's current roots.
     if (this.cache.bundle) this.conn.setRoots(this.cache.bundle.x509Authorities);
     const haveSVID = await this.agent.load(this.cache.bundle?.x509Authorities);
@@ -154,7 +139,6 @@ export class AgentManager implements WorkloadIdentitySource {
     if (this.stopped) return;
     this.stopped = true;
     this.wake.stop();
-    await this.prefetch?.discard();
     this.notifier.close();
     this.opts.client.close();
     await this.loop;
@@ -219,7 +203,6 @@ export class AgentManager implements WorkloadIdentitySource {
 
   private applied(changed: boolean, r: EntrySyncResponse): void {
     this.synced = true;
-    void this.prefetch?.stop(); // the entries are known: the round makes what is still missing
     this.applyTaint(r);
     this.rotator.serverReachable();
     this.rotator.kick(); // also after an outage: renewals that failed go out now

@@ -3,7 +3,6 @@ import { certificateValidity } from '../../common/x509svid/certificate-validity'
 import type { EntryJSON, ServerClient, X509SignResult } from '../client/server-client';
 import type { StoredSVID } from '../storage/agent-store';
 import { drawJitter, lifetimeStart, rotationTime } from './rotation';
-import type { KeyPrefetch } from './key-prefetch';
 import { newWorkloadKeys, type WorkloadKey } from './workload-key';
 
 /** Entries per signing request (the server accepts up to 1000; smaller batches reach workloads sooner). */
@@ -30,13 +29,9 @@ export interface PreparedBatch {
   csrs: Buffer[];
 }
 
-/**
- * A key per entry, made here (private keys never leave the node), and a CSR each;
- * keys made ahead of time (`ready`) are used first.
- */
-export async function prepareBatch(entries: EntryJSON[], ready?: KeyPrefetch): Promise<PreparedBatch> {
-  const keys = ready?.take(entries.length) ?? [];
-  if (keys.length < entries.length) keys.push(...(await newWorkloadKeys(entries.length - keys.length)));
+/** A key per entry, made here (private keys never leave the node), and a CSR each. */
+export async function prepareBatch(entries: EntryJSON[]): Promise<PreparedBatch> {
+  const keys = await newWorkloadKeys(entries.length);
   return { entries, keys, csrs: keys.map((k) => k.csr) };
 }
 

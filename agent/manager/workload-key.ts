@@ -63,10 +63,9 @@ export interface WorkloadKeyWithCSR extends WorkloadKey {
 
 /**
  * `count` new workload keys, each with its CSR (made on this node; the private
- * keys are never sent anywhere). `jobs`: at most this many pool threads at once
- * (default: one per core).
+ * keys are never sent anywhere).
  */
-export async function newWorkloadKeys(count: number, opts: { jobs?: number } = {}): Promise<WorkloadKeyWithCSR[]> {
+export async function newWorkloadKeys(count: number): Promise<WorkloadKeyWithCSR[]> {
   if (count === 0) return [];
   const generate = nativeGenerate;
   if (!generate) {
@@ -78,7 +77,7 @@ export async function newWorkloadKeys(count: number, opts: { jobs?: number } = {
     );
   }
   // One pool job per core (at least NATIVE_MIN_PER_JOB keys each): the pool has 4 threads, the machine maybe fewer cores.
-  const jobs = Math.max(1, Math.min(opts.jobs ?? availableParallelism(), Math.floor(count / NATIVE_MIN_PER_JOB)));
+  const jobs = Math.max(1, Math.min(availableParallelism(), Math.floor(count / NATIVE_MIN_PER_JOB)));
   const sizes = Array.from({ length: jobs }, (_, j) => Math.floor(count / jobs) + (j < count % jobs ? 1 : 0));
   const parts = await Promise.all(sizes.map((n) => generate(n, CRI_PREFIX, CRI_SUFFIX)));
   const out: WorkloadKeyWithCSR[] = [];

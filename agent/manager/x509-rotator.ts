@@ -3,7 +3,6 @@ import type { Clock } from '../../common/clock';
 import { TesseraError } from '../../common/errors';
 import { Backoff, DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from '../../common/backoff';
 import type { Connection } from './connection';
-import type { KeyPrefetch } from './key-prefetch';
 import { isIdentityRejected, type AgentSVID } from './agent-svid';
 import { SIGN_BATCH, SIGN_LANES, prepareBatch, sendBatch, type SignOutcome } from './svid-signer';
 import type { ManagerEvent } from './types';
@@ -23,8 +22,6 @@ export interface X509RotatorDeps {
   onChanged(): void;
   /** a signing round finished (whatever its result) */
   onRoundDone(): void;
-  /** keys made ahead of the first sync, taken before new ones are made */
-  prefetched?: KeyPrefetch;
   onEvent(e: ManagerEvent): void;
 }
 
@@ -134,7 +131,7 @@ export class X509Rotator {
     const lane = async (): Promise<void> => {
       while (taken < chunks.length && !failure && !this.d.stopped()) {
         const chunk = chunks[taken++]!;
-        const batch = await prepareBatch(chunk, this.d.prefetched);
+        const batch = await prepareBatch(chunk);
         if (failure || this.d.stopped()) return;
         const gen = this.d.conn.generation;
         let outcomes: SignOutcome[];
