@@ -8,6 +8,7 @@ import { startServerProcess, startAgentProcess, removeDir, type AgentProcess } f
 import { AdminClient } from '../cli/admin-client';
 import { workloadClientConstructor } from '../common/workloadapi/proto';
 import { percentile } from './propagation';
+import { rawSignRate } from './agent-api';
 
 /** Streams per client before reconnecting: nghttp2 kills a session after ~1,000 rapid cancels. */
 const PER_CLIENT = 250;
@@ -220,6 +221,8 @@ export async function benchAgent(opts: { rounds: number; rssEntries: number; syn
     await createEntries(admin, td, alias, opts.syncEntries - opts.rssEntries, 'sync');
     // From the agent's spawn (the operator's join token and bundle are made before it, not timed).
     const syncOnce = async () => {
+      // The machine's speed right before this run (its drift is the sync's), as a raw ECDSA sign rate.
+      const rawSignPerSec = await rawSignRate(0.3);
       const serverCpu0 = cpuSeconds(server.proc.pid!);
       const fresh = await startAgentProcess(server, { alias, config: { log_level: process.env.BENCH_SYNC_LOG ? 'debug' : 'warn' }, waitReady: false });
       agents.push(fresh);
@@ -231,7 +234,7 @@ export async function benchAgent(opts: { rounds: number; rssEntries: number; syn
       if (process.env.BENCH_THREAD_CPU === '1') {
         process.stderr.write(`sync cpu by thread: agent ${threadCpu(fresh.proc.pid!)}\nserver (since start) ${threadCpu(server.proc.pid!)}\n`);
       }
-      return { agent: fresh, seconds: (done - fresh.spawnedAt) / 1000, afterReady: (done - readyAt) / 1000, cpu };
+      return { agent: fresh, seconds: (done - fresh.spawnedAt) / 1000, afterReady: (done - readyAt) / 1000, cpu, rawSignPerSec };
     };
     // The first fresh agent also gives the RSS with 10,000 entries; then more fresh
     // agents sync the same entries (each with its own join token and agent ID), and

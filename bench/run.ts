@@ -167,6 +167,7 @@ async function agentBenches(): Promise<void> {
   line('agent_sync_10000_entries_after_ready_seconds', g.sync.median.afterReady, 2);
   line('agent_sync_10000_entries_agent_cpu_seconds', g.sync.median.cpu.agent, 2);
   line('agent_sync_10000_entries_server_cpu_seconds', g.sync.median.cpu.server, 2);
+  line('agent_sync_10000_entries_raw_p256_sign_per_sec', g.sync.median.rawSignPerSec, 0);
 }
 
 main().catch((e) => {
