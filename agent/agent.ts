@@ -14,7 +14,7 @@ import { ServerClient } from './client/server-client';
 import { AgentManager } from './manager/manager';
 import { AgentStore } from './storage/agent-store';
 import { UnixWorkloadAttestor } from './attestor/workload/unix';
-import { startWorkloadAPI } from './workloadapi/server';
+import type { startWorkloadAPI as StartWorkloadAPI } from './workloadapi/server';
 import { createAgentMetrics } from './telemetry';
 import { ensureTrustedDir } from '../common/fs/trusted-dir';
 import { Closers } from '../common/closers';
@@ -67,6 +67,13 @@ async function start(config: AgentConfig, rootLog: Logger, log: Logger, opened: 
     (m) => m.stop(),
   );
 
+  // The Workload API server (grpc-js and the protobuf loader, ~70–90 ms to load) is loaded
+  // now, not at start-up: by here a fresh agent has attested and asked for its first sync,
+  // which for a large node keeps the server busy for longer than this load takes. The
+  // setImmediate lets that request reach the socket first (it is written after a few
+  // promise turns and a nextTick; the load would otherwise run before them and hold it).
+  await new Promise((resolve) => setImmediate(resolve));
+  const { startWorkloadAPI }: { startWorkloadAPI: typeof StartWorkloadAPI } = await import('./workloadapi/server');
   const metrics = createAgentMetrics(() => manager.stats());
   // Identity-use anomalies: each uid's Workload API calls (JWT-SVIDs per audience set) and denials.
   const anomalies = new IdentityAnomalies(config.anomaly, {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
-import { WorkloadAPIClient, type X509Context } from '../sdk/workloadapi/client';
+import type { WorkloadAPIClient, X509Context } from '../sdk/workloadapi/client';
 import { defaultClientSocket } from '../common/fs/runtime-paths';
 import { assertTrustedSocketDir } from '../common/fs/trusted-socket';
 import { outputDir } from './output-dir';
@@ -76,11 +76,18 @@ const x509JSON = (ctx: X509Context) => ({
   federated_bundles: Object.fromEntries([...ctx.federatedBundles].map(([td, c]) => [td, c.map((d) => d.toString('base64'))])),
 });
 
+/**
+ * The Workload API client, loaded when a verb runs: it brings grpc-js and the
+ * protobuf loader (~70 ms), which every other `tessera` command, `agent run`
+ * first of all, would otherwise load at start-up for nothing.
+ */
+const workloadClient = async () => (await import('../sdk/workloadapi/client')).WorkloadAPIClient;
+
 /** `tessera agent api fetch x509|jwt`, `api validate jwt`, `api watch` (the spire-agent verbs). */
 export function registerAgentApiCommands(agent: Command, env: NodeJS.ProcessEnv, out: () => Out): void {
   const api = agent.command('api').description('talk to the local Workload API as a workload would');
   const withClient = async <T>(o: { socket?: string; timeout?: string }, fn: (c: WorkloadAPIClient) => Promise<T>): Promise<T> => {
-    const c = new WorkloadAPIClient(workloadEndpoint(o.socket, env), { timeoutMs: Number(o.timeout ?? 10) * 1000 });
+    const c = new (await workloadClient())(workloadEndpoint(o.socket, env), { timeoutMs: Number(o.timeout ?? 10) * 1000 });
     try {
       return await fn(c);
     } finally {
@@ -127,7 +134,7 @@ export function registerAgentApiCommands(agent: Command, env: NodeJS.ProcessEnv,
     });
 
   socketOpt(api.command('watch').description('print every X.509-SVID update until interrupted')).action(async (o) => {
-    const c = new WorkloadAPIClient(workloadEndpoint(o.socket, env));
+    const c = new (await workloadClient())(workloadEndpoint(o.socket, env));
     await new Promise<void>((resolve, reject) => {
       let t0 = performance.now();
       const stop = c.watchX509SVIDs(
