@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { generateKeyPair, sign, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import * as der from '../../common/der/der';
+import { optionalCryptoAddon } from '../../common/native/optional-addon';
 
 /**
  * Workload key pairs and their CSRs, on the agent's hot path: a 10,000-entry sync
@@ -113,17 +114,8 @@ const [CRI_PREFIX, CRI_SUFFIX] = ((): [Buffer, Buffer] => {
 type NativeGenerate = (count: number, prefix: Buffer, suffix: Buffer) => Promise<{ privateKeys: Buffer; publicKeys: Buffer; signatures: Buffer[] }>;
 
 /** The native batch generator, unless disabled by TESSERA_NATIVE_ECDSA=0 or not built. */
+const loadNativeGenerate = () => optionalCryptoAddon<NativeGenerate>('@tessera/p256-keys', 'generateSigned');
 let nativeGenerate: NativeGenerate | undefined = loadNativeGenerate();
-
-function loadNativeGenerate(): NativeGenerate | undefined {
-  if (process.env.TESSERA_NATIVE_ECDSA === '0') return undefined;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require('@tessera/p256-keys') as { generateSigned: NativeGenerate }).generateSigned;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Which generator {@link newWorkloadKeys} uses; `useNativeKeys(false)` switches to the KeyObject path (tests). */
 export function workloadKeyGenerator(): 'native' | 'keyobject' {

@@ -1,6 +1,7 @@
 import { ECDH, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import * as der from '../der/der';
 import { TesseraError, invalidArgument } from '../errors';
+import { optionalCryptoAddon } from '../native/optional-addon';
 
 /**
  * PKCS#10 certificate signing requests (RFC 2986), read with the strict DER
@@ -185,17 +186,8 @@ function verifyECPoint(crv: 'P-256' | 'P-384', point: Buffer, hash: SignatureAlg
 type NativeVerify = (curve: 'P-256' | 'P-384', point: Buffer, hash: 'sha256' | 'sha384' | 'sha512', data: Buffer, signature: Buffer) => boolean;
 
 /** The native verifier, unless disabled by TESSERA_NATIVE_ECDSA=0 or not built. */
+const loadNativeVerify = () => optionalCryptoAddon<NativeVerify>('@tessera/ecdsa-verify', 'verify');
 let nativeVerify: NativeVerify | undefined = loadNativeVerify();
-
-function loadNativeVerify(): NativeVerify | undefined {
-  if (process.env.TESSERA_NATIVE_ECDSA === '0') return undefined;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require('@tessera/ecdsa-verify') as { verify: NativeVerify }).verify;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Which ECDSA verifier the CSR path uses; `useNativeECDSA(false)` switches to the KeyObject path (tests). */
 export function csrVerifier(): 'native' | 'keyobject' {
